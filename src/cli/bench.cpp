@@ -1,0 +1,18 @@
+#include <cstdio>
+
+#include "bench/bench_ops.h"
+#include "cli/commands.h"
+
+namespace darkroom::cli {
+
+int run_bench(const std::vector<std::string>& args) {
+  if (args.empty() || args[0] == "--help") {
+    std::puts("usage: darkroom bench ops [--json] [--dtype f32|bf16] [--repeat N]");
+    return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "ops") return bench::run_ops({args.begin() + 1, args.end()});
+  std::fprintf(stderr, "darkroom bench: unknown suite '%s' (available: ops)\n", args[0].c_str());
+  return 2;
+}
+
+}  // namespace darkroom::cli

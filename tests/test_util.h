@@ -1,0 +1,79 @@
+// Shared helpers for the op tests: seeded random inputs, double-precision reference
+// data, and a comparison with tolerances per dtype.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace darkroom::test {
+
+// Uniform values in [lo, hi), rounded to `dtype`.
+inline Tensor random_tensor(const Shape& shape, DType dtype, uint64_t seed, float lo = -1.0f,
+                            float hi = 1.0f) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(static_cast<size_t>(shape.numel()));
+  for (float& x : v) x = dist(rng);
+  return Tensor::from_floats(v, shape, dtype);
+}
+
+// The tensor's values exactly as stored (after rounding to its dtype), as doubles:
+// references computed from these measure only the kernel's own error.
+inline std::vector<double> to_doubles(const Tensor& t) {
+  std::vector<float> f = t.to_floats();
+  return std::vector<double>(f.begin(), f.end());
+}
+
+struct Tolerance {
+  double atol;
+  double rtol;
+};
+
+// Defaults: f32 kernels accumulate in f32 (error ~1e-6 relative for our sizes, so 1e-4
+// leaves room for long reductions); bf16 outputs carry 8 mantissa bits, so one rounding
+// of the result alone is up to 2^-9 ≈ 0.2% relative, and intermediate bf16 steps add a
+// few of those; f16 has 11 bits.
+inline Tolerance default_tolerance(DType t) {
+  switch (t) {
+    case DType::BF16: return {2e-2, 2e-2};
+    case DType::F16: return {2e-3, 2e-3};
+    default: return {1e-4, 1e-4};
+  }
+}
+
+// Every element within atol + rtol·|ref|; reports the worst one.
+inline void expect_close(const Tensor& got, const std::vector<double>& ref, Tolerance tol,
+                         const std::string& what = "") {
+  ASSERT_EQ(static_cast<size_t>(got.numel()), ref.size()) << what;
+  std::vector<float> g = got.to_floats();
+  double worst = 0;
+  size_t worst_i = 0;
+  size_t bad = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    double err = std::fabs(g[i] - ref[i]);
+    double allowed = tol.atol + tol.rtol * std::fabs(ref[i]);
+    if (!(err <= allowed)) ++bad;  // NaN counts as bad
+    double excess = std::isnan(err) ? INFINITY : err - allowed;
+    if (bad && excess > worst) {
+      worst = excess;
+      worst_i = i;
+    }
+  }
+  EXPECT_EQ(bad, 0u) << what << ": " << bad << " of " << ref.size()
+                     << " elements out of tolerance; worst at " << worst_i << ": got "
+                     << g[worst_i] << ", expected " << ref[worst_i] << " (atol " << tol.atol
+                     << ", rtol " << tol.rtol << ")";
+}
+
+inline void expect_close(const Tensor& got, const std::vector<double>& ref,
+                         const std::string& what = "") {
+  expect_close(got, ref, default_tolerance(got.dtype()), what);
+}
+
+}  // namespace darkroom::test
