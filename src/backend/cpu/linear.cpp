@@ -1,6 +1,57 @@
-// PLACEHOLDER until the kernel lands (replaced in this session).
+// linear on oneDNN's matmul: out[M, N] = x[M, K] · weight[N, K]ᵀ + bias[N].
+// The weight is handed to the primitive in the blocked layout it asks for ("any"),
+// reordered once per weight and cached (onednn::weight_cache()).
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/onednn_utils.h"
 
 namespace darkroom::cpu {
-void linear(const LinearArgs&) { fail("linear", "cpu kernel not written yet"); }
+namespace {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+
+struct LinearPlan {
+  dnnl::matmul prim;
+  memory::desc src, weights_plain, weights_wanted, bias, dst;
+};
+
+LinearPlan make_plan(int64_t m, int64_t k, int64_t n, DType dt, bool has_bias) {
+  const auto t = onednn::to_dnnl(dt);
+  LinearPlan p;
+  p.src = memory::desc({m, k}, t, tag::ab);
+  p.weights_plain = memory::desc({k, n}, t, tag::ba);  // [N, K] row-major viewed as [K, N]
+  p.dst = memory::desc({m, n}, t, tag::ab);
+  if (has_bias) p.bias = memory::desc({1, n}, t, tag::ab);
+  const memory::desc w_any({k, n}, t, tag::any);
+  dnnl::matmul::desc d = has_bias ? dnnl::matmul::desc(p.src, w_any, p.bias, p.dst)
+                                  : dnnl::matmul::desc(p.src, w_any, p.dst);
+  dnnl::matmul::primitive_desc pd(d, onednn::engine());
+  p.weights_wanted = pd.weights_desc();
+  p.prim = dnnl::matmul(pd);
+  return p;
+}
+
+}  // namespace
+
+void linear(const LinearArgs& a) {
+  const int64_t m = a.x.dim(0), k = a.x.dim(1), n = a.weight.dim(0);
+  if (m == 0) return;
+  const bool has_bias = a.bias.defined();
+  static onednn::LruCache<std::shared_ptr<LinearPlan>> plans(512);
+  const std::string key = std::to_string(m) + "," + std::to_string(k) + "," + std::to_string(n) +
+                          "," + std::string(dtype_name(a.x.dtype())) + (has_bias ? ",b" : "");
+  auto plan = plans.get_or_create(key, [&] {
+    std::shared_ptr<LinearPlan> p;
+    DR_DNNL_CHECK(p = std::make_shared<LinearPlan>(make_plan(m, k, n, a.x.dtype(), has_bias)));
+    return p;
+  });
+  memory weights = onednn::weight_cache().get(a.weight, plan->weights_plain, plan->weights_wanted);
+  std::unordered_map<int, memory> io{{DNNL_ARG_SRC, onednn::wrap(plan->src, a.x)},
+                                     {DNNL_ARG_WEIGHTS, weights},
+                                     {DNNL_ARG_DST, onednn::wrap(plan->dst, a.out)}};
+  if (has_bias) io[DNNL_ARG_BIAS] = onednn::wrap(plan->bias, a.bias);
+  DR_DNNL_CHECK(plan->prim.execute(onednn::stream(), io));
+  onednn::stream().wait();
+}
+
 }  // namespace darkroom::cpu
