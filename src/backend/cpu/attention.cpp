@@ -15,6 +15,7 @@
 #include <limits>
 
 #include "backend/cpu/attention_plan.h"
+#include "backend/cpu/fast_math.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/onednn_utils.h"
 #include "backend/cpu/vec.h"
@@ -101,8 +102,8 @@ void attention(const AttentionArgs& a) {
   Tensor stats = Tensor::empty({2 * h * plan.q_block}, DType::F32);
   float* s = s_buf.data<float>();
   float* o = o_buf.data<float>();
-  float* row_max = stats.data<float>();
-  float* row_sum = row_max + h * plan.q_block;
+  float* max_of = stats.data<float>();
+  float* sum_of = max_of + h * plan.q_block;
 
   static onednn::LruCache<std::shared_ptr<TilePrims>> prim_cache(64);
   auto prims_for = [&](int64_t mb, int64_t kb) {
@@ -128,8 +129,8 @@ void attention(const AttentionArgs& a) {
     for (int64_t i0 = 0; i0 < nq; i0 += plan.q_block) {
       const int64_t mb = std::min(plan.q_block, nq - i0);
       const int64_t rows = h * mb;
-      std::fill(row_max, row_max + rows, neg_inf);
-      std::fill(row_sum, row_sum + rows, 0.0f);
+      std::fill(max_of, max_of + rows, neg_inf);
+      std::fill(sum_of, sum_of + rows, 0.0f);
       std::fill(o, o + rows * dv, 0.0f);
       for (int64_t j0 = 0; j0 < nk; j0 += plan.k_block) {
         const int64_t kb = std::min(plan.k_block, nk - j0);
@@ -160,19 +161,14 @@ void attention(const AttentionArgs& a) {
                   const float* mrow = mask + (mb_idx * a.mask.dim(1) + mq) * nk + j0;
                   for (int64_t j = 0; j < kb; ++j) srow[j] += mrow[j];
                 }
-                float mx = row_max[r];
-                for (int64_t j = 0; j < kb; ++j) mx = std::max(mx, srow[j]);
+                const float mx = row_max(srow, kb, max_of[r]);
                 if (mx == neg_inf) {  // every key so far masked out: contributes nothing
                   for (int64_t j = 0; j < kb; ++j) srow[j] = 0.0f;
                 } else {
-                  float sum = 0.0f;
-                  for (int64_t j = 0; j < kb; ++j) {
-                    srow[j] = std::exp(srow[j] - mx);
-                    sum += srow[j];
-                  }
-                  const float c = row_max[r] == neg_inf ? 0.0f : std::exp(row_max[r] - mx);
-                  row_sum[r] = row_sum[r] * c + sum;
-                  row_max[r] = mx;
+                  const float sum = exp_shifted_sum(srow, kb, mx);
+                  const float c = max_of[r] == neg_inf ? 0.0f : fast_exp(max_of[r] - mx);
+                  sum_of[r] = sum_of[r] * c + sum;
+                  max_of[r] = mx;
                   float* orow = o + r * dv;
                   for (int64_t e = 0; e < dv; ++e) orow[e] *= c;
                 }
@@ -193,7 +189,7 @@ void attention(const AttentionArgs& a) {
             std::vector<float> tmp(static_cast<size_t>(dv));
             for (int64_t r = r0; r < r1; ++r) {
               const int64_t hh = r / mb, i = r % mb;
-              const float inv = row_sum[r] > 0 ? 1.0f / row_sum[r] : 0.0f;
+              const float inv = sum_of[r] > 0 ? 1.0f / sum_of[r] : 0.0f;
               for (int64_t e = 0; e < dv; ++e) tmp[e] = o[r * dv + e] * inv;
               store_f32(tmp.data(), dt, out_base + (((b * nq + i0 + i) * h + hh) * dv) * esz, dv);
             }

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs everything darkroom builds and tests with: Debian packages (apt) and the
+# Python packages the test tools use (pip). Safe to re-run; skips what is there.
+set -euo pipefail
+
+APT_PACKAGES=(
+  build-essential cmake ninja-build pkg-config
+  libdnnl-dev            # oneDNN: CPU convolution and matmul
+  nlohmann-json3-dev     # safetensors headers, API JSON
+  libboost-dev           # Boost.Beast / Asio for the server
+  libgtest-dev           # GoogleTest
+  clang libclang-rt-14-dev  # libFuzzer for the fuzz targets
+  python3 python3-pip
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
