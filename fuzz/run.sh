@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds the safetensors fuzzer with clang and runs it for N seconds (default 30).
+#   fuzz/run.sh [seconds]        BUILD_DIR=... to build elsewhere (default build-fuzz)
+# New inputs go to a scratch corpus, never into the committed seeds; a crash leaves its
+# input in $BUILD_DIR/fuzz-artifacts/ and makes this script fail.
+set -euo pipefail
+
+seconds="${1:-30}"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${BUILD_DIR:-$root/build-fuzz}"
+
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+  -DDARKROOM_FUZZ=ON -DDARKROOM_TESTS=OFF -DDARKROOM_CUDA=OFF >/dev/null
+ninja -C "$build" fuzz_safetensors
+
+scratch="$build/fuzz-corpus/safetensors"
+artifacts="$build/fuzz-artifacts/"
+mkdir -p "$scratch" "$artifacts"
+"$build/fuzz/fuzz_safetensors" \
+  -max_total_time="$seconds" -print_final_stats=1 \
+  -dict="$root/fuzz/safetensors.dict" -artifact_prefix="$artifacts" \
+  "$scratch" "$root/fuzz/corpus/safetensors"
