@@ -15,10 +15,10 @@
 #include <limits>
 
 #include "backend/cpu/attention_plan.h"
-#include "backend/cpu/fast_math.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/onednn_utils.h"
 #include "backend/cpu/vec.h"
+#include "backend/cpu/vec_math.h"
 #include "backend/ops.h"
 #include "core/thread_pool.h"
 
@@ -161,12 +161,13 @@ void attention(const AttentionArgs& a) {
                   const float* mrow = mask + (mb_idx * a.mask.dim(1) + mq) * nk + j0;
                   for (int64_t j = 0; j < kb; ++j) srow[j] += mrow[j];
                 }
-                const float mx = row_max(srow, kb, max_of[r]);
+                const float mx = std::max(max_of[r], max_f32(srow, kb));
                 if (mx == neg_inf) {  // every key so far masked out: contributes nothing
                   for (int64_t j = 0; j < kb; ++j) srow[j] = 0.0f;
                 } else {
-                  const float sum = exp_shifted_sum(srow, kb, mx);
-                  const float c = max_of[r] == neg_inf ? 0.0f : fast_exp(max_of[r] - mx);
+                  for (int64_t j = 0; j < kb; ++j) srow[j] = exp_f32(srow[j] - mx);
+                  const float sum = sum_f32(srow, kb);
+                  const float c = max_of[r] == neg_inf ? 0.0f : exp_f32(max_of[r] - mx);
                   sum_of[r] = sum_of[r] * c + sum;
                   max_of[r] = mx;
                   float* orow = o + r * dv;

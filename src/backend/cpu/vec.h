@@ -45,14 +45,15 @@ inline void store_f32(const float* src, DType t, void* dst, int64_t n) {
       return;
     }
     case DType::BF16: {
-      // Round to nearest even (NaN inputs do not occur in kernel outputs we store;
-      // to_bf16 in core/half.h handles them for scalar paths).
+      // Round to nearest even; a NaN stays a (quiet) NaN instead of carrying into the
+      // exponent. Branch-free, so the loop vectorises.
       const uint32_t* s = reinterpret_cast<const uint32_t*>(src);
       uint16_t* d = static_cast<uint16_t*>(dst);
       for (int64_t i = 0; i < n; ++i) {
-        uint32_t u = s[i];
-        u += 0x7fffu + ((u >> 16) & 1u);
-        d[i] = static_cast<uint16_t>(u >> 16);
+        const uint32_t u = s[i];
+        const uint32_t rounded = u + 0x7fffu + ((u >> 16) & 1u);
+        const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
+        d[i] = static_cast<uint16_t>((nan ? (u | 0x00400000u) : rounded) >> 16);
       }
       return;
     }

@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# One-shot check of the CUDA backend on a GPU machine (run from the repository root):
+#   (a) unpack the carried Debian packages (.device-debs/*.deb) into /tmp/prefix
+#   (b) configure and build with the CUDA backend (sm_90, cuDNN from the torch venv)
+#   (c) nvidia-smi, `darkroom info`, darkroom_cuda_tests, the CPU suite (ctest),
+#       `darkroom bench cuda-ops --json`, tools/bench_torch_ops.py
+#   (d) $OUT/summary.md with pass/fail counts and bench figures (always written)
+# Exits non-zero if a step or a test failed.
+#
+# Environment:
+#   OUT                 where logs, JSON and summary.md go (default /tmp/device-check-out)
+#   DEVICE_CHECK_DRY=1  skip everything that needs a GPU (for trying the script on a
+#                       CPU machine); the build still includes the CUDA backend
+#   JOBS                build parallelism (default: nproc)
+#   BUILD_DIR           build directory (default /tmp/dr-device-build)
+#   CUDA_ARCHS          DARKROOM_CUDA_ARCHS (default 90)
+#   STOP_AFTER=configure  stop after configuring (a quick test of steps (a)-(b))
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OUT="${OUT:-/tmp/device-check-out}"
+DRY="${DEVICE_CHECK_DRY:-0}"
+JOBS="${JOBS:-$(nproc)}"
+BUILD_DIR="${BUILD_DIR:-/tmp/dr-device-build}"
+CUDA_ARCHS="${CUDA_ARCHS:-90}"
+PREFIX=/tmp/prefix
+LIBDIR="$PREFIX/usr/lib/x86_64-linux-gnu"
+mkdir -p "$OUT"
+SUMMARY="$OUT/summary.md"
+START=$(date +%s)
+
+# Step bookkeeping: each step's status goes into the summary.
+declare -a STEPS=()
+FAILED=0
+record() {  # record NAME STATUS DETAIL
+  STEPS+=("| $1 | $2 | $3 |")
+  if [[ "$2" != "ok" && "$2" != "skipped" && "$2" != "info" ]]; then FAILED=1; fi
+}
+log() { echo "[device-check +$(($(date +%s) - START))s] $*"; }
+
+gtest_counts() {  # gtest_counts FILE.json → "tests=N failures=F errors=E"
+  python3 - "$1" <<'PY' 2>/dev/null || echo "no JSON report"
+import json, sys
+d = json.load(open(sys.argv[1]))
+fails = [f"{s['name']}.{t['name']}" for s in d.get("testsuites", []) for t in s.get("testsuite", [])
+         if t.get("failures")]
+print(f"tests={d.get('tests')} failures={d.get('failures')} errors={d.get('errors')}"
+      + (f"; failed: {', '.join(fails[:20])}" if fails else ""))
+PY
+}
+
+bench_table() {  # bench_table FILE.json
+  python3 - "$1" <<'PY' 2>/dev/null || echo "(no bench JSON)"
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(f"{d.get('impl')} on {d.get('device')} ({d.get('dtype')})\n")
+print("| op | shape | ms | TFLOP/s |\n|---|---|---|---|")
+for r in d["results"]:
+    print(f"| {r['op']} | {r['shape']} | {r['ms']} | {r['tflops']} |")
+PY
+}
+
+write_summary() {
+  local rc=$?
+  {
+    echo "# darkroom device check"
+    echo
+    echo "- date: $(date -u +%FT%TZ), elapsed $(($(date +%s) - START)) s, dry run: $DRY"
+    echo "- device: $(cat "$OUT/nvidia-smi.log" 2>/dev/null | head -n 4 | tr '\n' ' ' || true)"
+    echo
+    echo "| step | status | detail |"
+    echo "|---|---|---|"
+    for s in "${STEPS[@]}"; do echo "$s"; done
+    echo
+    if [[ -s "$OUT/cuda_tests.json" ]]; then
+      echo "## darkroom_cuda_tests"
+      echo
+      gtest_counts "$OUT/cuda_tests.json"
+      echo
+      grep -E "^\[  FAILED  \]|Failure|NMSE|Expected|error" "$OUT/cuda_tests.log" 2>/dev/null | head -n 60 || true
+      echo
+    fi
+    if [[ -s "$OUT/ctest.log" ]]; then
+      echo "## CPU suite (ctest)"
+      echo
+      grep -E "tests passed|tests failed|\*\*\*Failed|\(Failed\)|Timeout" "$OUT/ctest.log" | head -n 40 || true
+      echo
+    fi
+    for f in bench_cuda_ops bench_torch_ops; do
+      if [[ -s "$OUT/$f.json" ]]; then
+        echo "## $f"
+        echo
+        bench_table "$OUT/$f.json"
+        echo
+      fi
+    done
+    if [[ $rc -ne 0 ]]; then echo "**script stopped early with status $rc** (see the logs)"; fi
+  } >"$SUMMARY"
+  log "summary written to $SUMMARY"
+  # The device tool brings back at most 8 files: keep summary and JSON, pack the logs.
+  (cd "$OUT" && shopt -s nullglob && logs=(*.log) && ((${#logs[@]})) &&
+    tar czf logs.tar.gz "${logs[@]}" && rm -f "${logs[@]}") || true
+  if [[ $rc -ne 0 ]]; then exit "$rc"; fi
+  exit "$FAILED"
+}
+trap write_summary EXIT
+
+# Runs a step, logging to $OUT/NAME.log; never aborts the script.
+run_step() {  # run_step NAME TIMEOUT_S CMD...
+  local name=$1 limit=$2
+  shift 2
+  log "$name: $*"
+  local rc=0
+  timeout --kill-after=10 "$limit" "$@" >"$OUT/$name.log" 2>&1 || rc=$?
+  if [[ $rc -eq 0 ]]; then
+    record "$name" ok ""
+  else
+    record "$name" "FAILED (rc $rc)" "$(tail -n 3 "$OUT/$name.log" | tr '\n|' ' /' | cut -c1-300)"
+    log "$name failed (rc $rc); last lines:"
+    tail -n 20 "$OUT/$name.log" || true
+  fi
+  return 0
+}
+
+# ---- (a) packages into /tmp/prefix ----
+log "unpacking .device-debs into $PREFIX"
+mkdir -p "$PREFIX"
+shopt -s nullglob
+DEBS=("$ROOT"/.device-debs/*.deb)
+if [[ ${#DEBS[@]} -eq 0 ]]; then
+  record unpack "FAILED" "no .deb files in .device-debs (carry .device-debs)"
+  exit 1
+fi
+for deb in "${DEBS[@]}"; do dpkg -x "$deb" "$PREFIX"; done
+# The runtime package has only libOpenCL.so.1; dnnl's config looks for libOpenCL.so.
+[[ -e "$LIBDIR/libOpenCL.so" ]] || ln -sf libOpenCL.so.1 "$LIBDIR/libOpenCL.so"
+record unpack ok "${#DEBS[@]} packages"
+export CMAKE_PREFIX_PATH="$PREFIX/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
+export LD_LIBRARY_PATH="$LIBDIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# Headers (dnnl, gtest, nlohmann) and link-time libraries also for any target that
+# does not get them through an imported CMake target.
+export CPATH="$PREFIX/usr/include${CPATH:+:$CPATH}"
+export LIBRARY_PATH="$LIBDIR${LIBRARY_PATH:+:$LIBRARY_PATH}"
+
+# dnnl's CMake config wants OpenCL headers (its GPU runtime is OpenCL, unused here):
+# the system's or the CUDA toolkit's CL/cl.h, else a stub that only names a version.
+CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
+OCL_INC=""
+for d in /usr/include "$CUDA_HOME/include" "$PREFIX/usr/include"; do
+  if [[ -f "$d/CL/cl.h" ]]; then OCL_INC=$d; break; fi
+done
+if [[ -z "$OCL_INC" ]]; then
+  OCL_INC="$PREFIX/ocl-stub/include"
+  mkdir -p "$OCL_INC/CL"
+  echo '#define CL_VERSION_2_2 1' >"$OCL_INC/CL/cl.h"
+fi
+
+# Tools: the torch venv may carry cmake / ninja / python when the system lacks them.
+VENV=/opt/torch/.venv
+PY=python3
+[[ -x "$VENV/bin/python3" ]] && PY="$VENV/bin/python3"
+export PATH="$PATH:$VENV/bin:$CUDA_HOME/bin"
+GEN=(-G Ninja)
+BUILD=(ninja -C "$BUILD_DIR" -j "$JOBS")
+if ! command -v ninja >/dev/null; then
+  GEN=(-G "Unix Makefiles")
+  BUILD=(make -C "$BUILD_DIR" -j "$JOBS")
+fi
+CUDNN_ROOT="$("$PY" -c 'import nvidia.cudnn,os;print(os.path.dirname(nvidia.cudnn.__file__))' 2>/dev/null || true)"
+CUDNN_ARGS=()
+if [[ -n "$CUDNN_ROOT" ]]; then
+  CUDNN_ARGS=(-DCUDNN_ROOT="$CUDNN_ROOT")
+  export LD_LIBRARY_PATH="$CUDNN_ROOT/lib:$LD_LIBRARY_PATH"
+fi
+# cuBLAS from the toolkit (and, if present, torch's wheels) at run time.
+[[ -d "$CUDA_HOME/lib64" ]] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$CUDA_HOME/lib64"
+{
+  echo "cmake: $(command -v cmake || echo missing) $(cmake --version 2>/dev/null | head -n 1)"
+  echo "nvcc: $(command -v nvcc || echo missing) $(nvcc --version 2>/dev/null | tail -n 1)"
+  echo "g++: $(g++ --version 2>/dev/null | head -n 1)"
+  echo "python: $PY; cuDNN root: ${CUDNN_ROOT:-none}; OpenCL headers: $OCL_INC"
+  echo "generator: ${GEN[*]}; LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+} | tee "$OUT/tools.log"
+
+# ---- (b) configure and build ----
+NVCC="$(command -v nvcc || true)"
+run_step configure 300 cmake -S "$ROOT" -B "$BUILD_DIR" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release \
+  -DDARKROOM_CUDA=ON -DDARKROOM_CUDA_ARCHS="$CUDA_ARCHS" "${CUDNN_ARGS[@]}" \
+  ${NVCC:+-DCMAKE_CUDA_COMPILER="$NVCC"} \
+  -DOpenCL_INCLUDE_DIR="$OCL_INC" -DOpenCL_LIBRARY="$LIBDIR/libOpenCL.so.1"
+if [[ $FAILED -ne 0 ]]; then exit 1; fi
+grep -E "^(dnnl_DIR|GTest_DIR|Boost_DIR|nlohmann_json_DIR|CUDNN_LIBRARY|CUDNN_INCLUDE_DIR|CMAKE_CUDA_COMPILER):" \
+  "$BUILD_DIR/CMakeCache.txt" | tee "$OUT/found.log" || true
+if [[ "${STOP_AFTER:-}" == "configure" ]]; then exit 0; fi
+run_step build 420 "${BUILD[@]}"
+if [[ $FAILED -ne 0 ]]; then exit 1; fi
+DR="$BUILD_DIR/darkroom"
+
+# ---- (c) run ----
+if [[ "$DRY" == "1" ]]; then
+  log "dry run: skipping the GPU steps"
+  record gpu-steps skipped "DEVICE_CHECK_DRY=1"
+  run_step info 60 "$DR" info
+  run_step ctest 400 ctest --test-dir "$BUILD_DIR" -j "$JOBS" --timeout 120 --output-on-failure
+  exit 0
+fi
+
+run_step nvidia-smi 30 nvidia-smi -L
+run_step info 60 "$DR" info
+run_step cuda_tests 300 "$BUILD_DIR/tests/darkroom_cuda_tests" --gtest_output="json:$OUT/cuda_tests.json"
+[[ -s "$OUT/cuda_tests.json" ]] && record cuda_tests-counts info "$(gtest_counts "$OUT/cuda_tests.json" | cut -c1-200)"
+run_step bench_cuda_ops_run 180 bash -c "'$DR' bench cuda-ops --json > '$OUT/bench_cuda_ops.json'"
+run_step bench_torch_ops_run 180 bash -c "'$PY' '$ROOT/tools/bench_torch_ops.py' > '$OUT/bench_torch_ops.json'"
+run_step ctest 150 ctest --test-dir "$BUILD_DIR" -j "$JOBS" --timeout 100 --output-on-failure
