@@ -110,6 +110,19 @@ TEST(ArenaTest, ReusesMemoryAfterReset) {
   EXPECT_EQ(arena.live_allocations(), 0u);
 }
 
+TEST(ArenaTest, RewindsWhenTheLastTensorDies) {
+  Arena arena(1 << 20);
+  ArenaScope scope(arena);
+  void* first = nullptr;
+  for (int run = 0; run < 10; ++run) {
+    Tensor a = Tensor::empty({100000}, DType::F32);  // 400 KB: two would not fit twice
+    Tensor b = Tensor::empty({100000}, DType::F32);
+    if (run == 0) first = a.raw();
+    EXPECT_EQ(a.raw(), first);
+  }
+  EXPECT_EQ(arena.bytes_reserved(), size_t{1} << 20);
+}
+
 TEST(ArenaTest, LargeRequestGetsItsOwnBlock) {
   Arena arena(1 << 12);
   ArenaScope scope(arena);

@@ -3,7 +3,8 @@
 #   (a) unpack the carried Debian packages (.device-debs/*.deb) into /tmp/prefix
 #   (b) configure and build with the CUDA backend (sm_90, cuDNN from the torch venv)
 #   (c) nvidia-smi, `darkroom info`, darkroom_cuda_tests, the CPU suite (ctest),
-#       `darkroom bench cuda-ops --json`, tools/bench_torch_ops.py
+#       `darkroom bench cuda-ops --json`, tools/bench_torch_ops.py, and the CPU bench
+#       `darkroom bench ops --json` (that machine's CPU has AMX) into bench_cpu_ops.json
 #   (d) $OUT/summary.md with pass/fail counts and bench figures (always written)
 # Exits non-zero if a step or a test failed.
 #
@@ -60,6 +61,18 @@ for r in d["results"]:
 PY
 }
 
+cpu_bench_table() {  # cpu_bench_table FILE (JSON lines of `darkroom bench ops --json`)
+  python3 - "$1" <<'PY' 2>/dev/null || echo "(no CPU bench JSON)"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
+print("| op | dtype | shape | ours GF/s | oneDNN GF/s | ratio |\n|---|---|---|---|---|---|")
+for r in rows:
+    ref = r.get("reference_gflops") or 0
+    ratio = f"{100 * r['ours_gflops'] / ref:.0f}%" if ref else "-"
+    print(f"| {r['op']} | {r['dtype']} | {r['shape']} | {r['ours_gflops']} | {ref} | {ratio} |")
+PY
+}
+
 write_summary() {
   local rc=$?
   {
@@ -94,6 +107,12 @@ write_summary() {
         echo
       fi
     done
+    if [[ -s "$OUT/bench_cpu_ops.json" ]]; then
+      echo "## bench_cpu_ops (darkroom bench ops, CPU)"
+      echo
+      cpu_bench_table "$OUT/bench_cpu_ops.json"
+      echo
+    fi
     if [[ $rc -ne 0 ]]; then echo "**script stopped early with status $rc** (see the logs)"; fi
   } >"$SUMMARY"
   log "summary written to $SUMMARY"
@@ -212,3 +231,16 @@ run_step cuda_tests 300 "$BUILD_DIR/tests/darkroom_cuda_tests" --gtest_output="j
 run_step bench_cuda_ops_run 180 bash -c "'$DR' bench cuda-ops --json > '$OUT/bench_cuda_ops.json'"
 run_step bench_torch_ops_run 180 bash -c "'$PY' '$ROOT/tools/bench_torch_ops.py' > '$OUT/bench_torch_ops.json'"
 run_step ctest 150 ctest --test-dir "$BUILD_DIR" -j "$JOBS" --timeout 100 --output-on-failure
+# CPU kernels vs oneDNN on the GPU machine's CPU; JSON lines, flushed per case, so a
+# timeout still leaves the finished cases (and is reported, not counted as a failure).
+log "bench_cpu_ops_run: $DR bench ops --json"
+CPU_RC=0
+timeout --kill-after=10 150 "$DR" bench ops --json >"$OUT/bench_cpu_ops.json" \
+  2>"$OUT/bench_cpu_ops.log" || CPU_RC=$?
+if [[ $CPU_RC -eq 0 ]]; then
+  record bench_cpu_ops_run ok ""
+elif [[ $CPU_RC -eq 124 || $CPU_RC -eq 137 ]]; then
+  record bench_cpu_ops_run info "timed out after 150 s; $(grep -c '^{' "$OUT/bench_cpu_ops.json" || true) cases done"
+else
+  record bench_cpu_ops_run "FAILED (rc $CPU_RC)" "$(tail -n 3 "$OUT/bench_cpu_ops.log" | tr '\n|' ' /' | cut -c1-300)"
+fi

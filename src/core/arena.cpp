@@ -44,6 +44,10 @@ std::shared_ptr<Storage> Arena::allocate(size_t bytes, DeviceId device) {
     std::lock_guard l(mu_);
     --live_;
     in_use_ -= rounded;
+    // With nothing alive every block is free again: rewind now, so a loop of runs that
+    // forgets reset() still reuses the same memory instead of growing.
+    if (live_ == 0)
+      for (Block& b : blocks_) b.used = 0;
   });
 }
 

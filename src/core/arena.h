@@ -26,7 +26,8 @@ class Arena {
 
   std::shared_ptr<Storage> allocate(size_t bytes, DeviceId device);
   // Rewinds to empty. Every tensor from this arena must be gone (asserted): a live
-  // one would alias the next run's memory.
+  // one would alias the next run's memory. The arena also rewinds by itself whenever
+  // its last live tensor is released.
   void reset();
 
   size_t live_allocations() const;
