@@ -20,23 +20,14 @@ namespace darkroom {
 namespace {
 
 using test::expect_close;
+using test::expect_error;
+using test::label;
 using test::random_tensor;
 using test::to_doubles;
 using test::Tolerance;
 
 constexpr Tolerance kExact{0.0, 0.0};
 const DType kComputeDtypes[] = {DType::F32, DType::BF16, DType::F16};
-
-// Runs `f`, which must throw darkroom::Error mentioning `tag` (e.g. "[concat]").
-template <class F>
-void expect_error(F&& f, const std::string& tag) {
-  try {
-    f();
-    ADD_FAILURE() << "expected a darkroom::Error containing " << tag;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(tag), std::string::npos) << e.what();
-  }
-}
 
 // A tensor of any dtype filled with random bytes (compared as bytes, never as values).
 Tensor random_bytes(const Shape& shape, DType dtype, uint64_t seed) {

@@ -12,25 +12,12 @@ namespace darkroom {
 namespace {
 
 using test::expect_close;
+using test::expect_error;
+using test::label;
 using test::random_tensor;
 using test::to_doubles;
 
 constexpr DType kDtypes[] = {DType::F32, DType::BF16, DType::F16};
-
-std::string label(const std::string& what, DType t) {
-  return what + " (" + std::string(dtype_name(t)) + ")";
-}
-
-// Runs fn and expects a darkroom::Error whose message starts with `prefix`.
-template <class Fn>
-void expect_error(Fn fn, const std::string& prefix) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an error starting with " << prefix;
-  } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()).rfind(prefix, 0), 0u) << e.what();
-  }
-}
 
 double silu(double v) {
   return v / (1.0 + std::exp(-v));

@@ -71,6 +71,23 @@ inline void expect_close(const Tensor& got, const std::vector<double>& ref, Tole
                      << ", rtol " << tol.rtol << ")";
 }
 
+// Runs fn, which must throw darkroom::Error whose message starts with `prefix`
+// (usually the op in brackets, e.g. "[concat]").
+template <class Fn>
+void expect_error(Fn&& fn, const std::string& prefix) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected a darkroom::Error starting with " << prefix;
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind(prefix, 0), 0u) << e.what();
+  }
+}
+
+// "what (bf16)": names a case and its dtype in failure messages.
+inline std::string label(const std::string& what, DType t) {
+  return what + " (" + std::string(dtype_name(t)) + ")";
+}
+
 inline void expect_close(const Tensor& got, const std::vector<double>& ref,
                          const std::string& what = "") {
   expect_close(got, ref, default_tolerance(got.dtype()), what);
