@@ -265,10 +265,22 @@ TEST(CudaOps, Attention) {
       {2, 1024, 1024, 8, 40, 40},  // SD 1.5 self-attention (64×64 latent / 2)
       {2, 1024, 77, 8, 40, 40},    // cross-attention with 77 text tokens
       {2, 256, 256, 10, 64, 64},   // SDXL head dim
-      {1, 64, 77, 4, 128, 128},   {1, 100, 100, 2, 160, 160},  // SD 1.5 deepest level head dim
-      {1, 33, 47, 3, 24, 24},                                  // odd sizes
-      {1, 20, 30, 2, 64, 32},                                  // Dv ≠ D
-      {3, 1, 1, 1, 8, 8}};
+      {1, 64, 77, 4, 128, 128},
+      {1, 100, 100, 2, 160, 160},  // SD 1.5 deepest level head dim
+      {1, 33, 47, 3, 24, 24},      // odd sizes
+      {1, 20, 30, 2, 64, 32},      // Dv ≠ D
+      {3, 1, 1, 1, 8, 8},
+      // The tensor-core kernel (f16/bf16, Dv = D ≤ 128) works on 64-query × 64-key
+      // tiles with the head dim padded to 48/64/80/128: ragged Nq and Nk over several
+      // tiles, B·H above the SM count, every padded width, and head dims that are
+      // not a multiple of 8 (scalar loads instead of 16-byte ones).
+      {2, 130, 200, 80, 8, 8},    // 160 (batch, head) pairs
+      {1, 96, 300, 2, 80, 80},    // SD 2.x/SDXL-style head dim 80
+      {1, 65, 129, 2, 128, 128},  // one row and one key past a tile edge
+      {2, 64, 64, 3, 48, 48},     // exactly one tile, no padding
+      {1, 70, 90, 3, 20, 20},     // d % 8 ≠ 0, padded to 48
+      {1, 50, 70, 2, 100, 100},   // d % 8 ≠ 0, padded to 128
+      {1, 200, 77, 4, 64, 64}};   // cross-attention tail of 13 keys
   for (const Case& c : cases) {
     const std::string name = "attention b" + std::to_string(c.b) + " " + std::to_string(c.nq) +
                              "×" + std::to_string(c.nk) + " h" + std::to_string(c.heads) + " d" +
@@ -314,6 +326,29 @@ TEST(CudaOps, AttentionWithMasks) {
               [](const std::vector<Tensor>& t, DType) {
                 return ops::attention(t[0], t[1], t[2], 4, t[3]);
               });
+  // Rows whose first 100 keys (the whole first 64-key tile and part of the next) are
+  // masked out, and rows masked out entirely (expected output: zeros).
+  {
+    const int64_t nq = 100, nk = 150;
+    std::vector<float> mv(static_cast<size_t>(2 * nq * nk));
+    std::mt19937 rng(61);
+    std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
+    for (int64_t b = 0; b < 2; ++b)
+      for (int64_t i = 0; i < nq; ++i)
+        for (int64_t j = 0; j < nk; ++j) {
+          float x = dist(rng);
+          if ((i + b) % 7 == 0 || ((i + b) % 3 == 0 && j < 100)) x = -INFINITY;
+          mv[static_cast<size_t>((b * nq + i) * nk + j)] = x;
+        }
+    compare_all("attention masked key tiles",
+                {{uniform({2, nq, 2 * 64}, 62)},
+                 {uniform({2, nk, 2 * 64}, 63)},
+                 {uniform({2, nk, 2 * 64}, 64)},
+                 {Tensor::from_floats(mv, {2, nq, nk}), false}},
+                [](const std::vector<Tensor>& t, DType) {
+                  return ops::attention(t[0], t[1], t[2], 2, t[3]);
+                });
+  }
   // A full [B, Nq, Nk] mask.
   compare_all("attention full mask",
               {{uniform({2, 30, 2 * 32}, 57)},

@@ -9,11 +9,6 @@ namespace {
 using dnnl::memory;
 using tag = memory::format_tag;
 
-struct ConvPlan {
-  dnnl::convolution_forward prim;
-  memory::desc src, weights_plain, weights_wanted, bias, dst;
-};
-
 }  // namespace
 
 void conv2d(const Conv2dArgs& a) {
@@ -22,13 +17,13 @@ void conv2d(const Conv2dArgs& a) {
   const int64_t ho = a.out.dim(1), wo = a.out.dim(2);
   if (n * ho * wo * o == 0) return;
   const bool has_bias = a.bias.defined();
-  static onednn::LruCache<std::shared_ptr<ConvPlan>> plans(512);
+  static onednn::LruCache<std::shared_ptr<onednn::WeightedPlan>> plans(512);
   std::string key = onednn::dims_key({n, h, w, c, o, kh, kw, a.stride_h, a.stride_w, a.pad_h,
                                       a.pad_w}) +
                     std::string(dtype_name(a.x.dtype())) + (has_bias ? "b" : "");
   auto plan = plans.get_or_create(key, [&] {
     const auto t = onednn::to_dnnl(a.x.dtype());
-    auto p = std::make_shared<ConvPlan>();
+    auto p = std::make_shared<onednn::WeightedPlan>();
     p->src = memory::desc({n, c, h, w}, t, tag::nhwc);
     p->dst = memory::desc({n, o, ho, wo}, t, tag::nhwc);
     p->weights_plain = memory::desc({o, c, kh, kw}, t, tag::oihw);
@@ -48,13 +43,7 @@ void conv2d(const Conv2dArgs& a) {
     });
     return p;
   });
-  memory weights = onednn::weight_cache().get(a.weight, plan->weights_plain, plan->weights_wanted);
-  std::unordered_map<int, memory> io{{DNNL_ARG_SRC, onednn::wrap(plan->src, a.x)},
-                                     {DNNL_ARG_WEIGHTS, weights},
-                                     {DNNL_ARG_DST, onednn::wrap(plan->dst, a.out)}};
-  if (has_bias) io[DNNL_ARG_BIAS] = onednn::wrap(plan->bias, a.bias);
-  DR_DNNL_CHECK(plan->prim.execute(onednn::stream(), io));
-  onednn::stream().wait();
+  onednn::run_weighted(*plan, a.x, a.weight, a.bias, a.out);
 }
 
 }  // namespace darkroom::cpu

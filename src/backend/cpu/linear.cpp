@@ -10,14 +10,9 @@ namespace {
 using dnnl::memory;
 using tag = memory::format_tag;
 
-struct LinearPlan {
-  dnnl::matmul prim;
-  memory::desc src, weights_plain, weights_wanted, bias, dst;
-};
-
-LinearPlan make_plan(int64_t m, int64_t k, int64_t n, DType dt, bool has_bias) {
+onednn::WeightedPlan make_plan(int64_t m, int64_t k, int64_t n, DType dt, bool has_bias) {
   const auto t = onednn::to_dnnl(dt);
-  LinearPlan p;
+  onednn::WeightedPlan p;
   p.src = memory::desc({m, k}, t, tag::ab);
   p.weights_plain = memory::desc({k, n}, t, tag::ba);  // [N, K] row-major viewed as [K, N]
   p.dst = memory::desc({m, n}, t, tag::ab);
@@ -37,21 +32,15 @@ void linear(const LinearArgs& a) {
   const int64_t m = a.x.dim(0), k = a.x.dim(1), n = a.weight.dim(0);
   if (m == 0) return;
   const bool has_bias = a.bias.defined();
-  static onednn::LruCache<std::shared_ptr<LinearPlan>> plans(512);
+  static onednn::LruCache<std::shared_ptr<onednn::WeightedPlan>> plans(512);
   const std::string key = std::to_string(m) + "," + std::to_string(k) + "," + std::to_string(n) +
                           "," + std::string(dtype_name(a.x.dtype())) + (has_bias ? ",b" : "");
   auto plan = plans.get_or_create(key, [&] {
-    std::shared_ptr<LinearPlan> p;
-    DR_DNNL_CHECK(p = std::make_shared<LinearPlan>(make_plan(m, k, n, a.x.dtype(), has_bias)));
+    std::shared_ptr<onednn::WeightedPlan> p;
+    DR_DNNL_CHECK(p = std::make_shared<onednn::WeightedPlan>(make_plan(m, k, n, a.x.dtype(), has_bias)));
     return p;
   });
-  memory weights = onednn::weight_cache().get(a.weight, plan->weights_plain, plan->weights_wanted);
-  std::unordered_map<int, memory> io{{DNNL_ARG_SRC, onednn::wrap(plan->src, a.x)},
-                                     {DNNL_ARG_WEIGHTS, weights},
-                                     {DNNL_ARG_DST, onednn::wrap(plan->dst, a.out)}};
-  if (has_bias) io[DNNL_ARG_BIAS] = onednn::wrap(plan->bias, a.bias);
-  DR_DNNL_CHECK(plan->prim.execute(onednn::stream(), io));
-  onednn::stream().wait();
+  onednn::run_weighted(*plan, a.x, a.weight, a.bias, a.out);
 }
 
 }  // namespace darkroom::cpu

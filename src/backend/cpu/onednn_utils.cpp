@@ -86,6 +86,17 @@ size_t WeightCache::size() const {
   return entries_.size();
 }
 
+void run_weighted(const WeightedPlan& plan, const Tensor& x, const Tensor& weight,
+                  const Tensor& bias, const Tensor& out) {
+  dnnl::memory w = weight_cache().get(weight, plan.weights_plain, plan.weights_wanted);
+  std::unordered_map<int, dnnl::memory> io{{DNNL_ARG_SRC, wrap(plan.src, x)},
+                                           {DNNL_ARG_WEIGHTS, w},
+                                           {DNNL_ARG_DST, wrap(plan.dst, out)}};
+  if (bias.defined()) io[DNNL_ARG_BIAS] = wrap(plan.bias, bias);
+  DR_DNNL_CHECK(plan.prim.execute(stream(), io));
+  stream().wait();
+}
+
 WeightCache& weight_cache() {
   static WeightCache cache;
   return cache;

@@ -85,6 +85,18 @@ class WeightCache {
 
 WeightCache& weight_cache();
 
+// A primitive with a weight operand (matmul for linear, convolution): its descriptors,
+// the weight's plain (file) layout and the layout the primitive wants.
+struct WeightedPlan {
+  dnnl::primitive prim;
+  dnnl::memory::desc src, weights_plain, weights_wanted, bias, dst;
+};
+
+// Runs `plan` on x → out with the weight reordered once (weight_cache()) and an
+// optional bias; waits for completion.
+void run_weighted(const WeightedPlan& plan, const Tensor& x, const Tensor& weight,
+                  const Tensor& bias, const Tensor& out);
+
 // "2x64x64x320" style text for cache keys.
 std::string dims_key(const dnnl::memory::dims& d);
 

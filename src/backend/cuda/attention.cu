@@ -10,9 +10,11 @@
 // read from shared memory, padded by one float so that lanes hit distinct banks);
 // then for P·V lane j owns output columns j, j+32, ... and the 32 probabilities are
 // broadcast by shuffles. This is the simple, exact version (CUDA cores, f32 math);
-// a tensor-core version would replace the two inner products.
+// f16/bf16 with Dv = D ≤ 128 go to the tensor-core kernel of flash_attention_sm80.cu
+// instead, and this one remains for f32, Dv ≠ D and larger heads.
 #include "backend/cuda/cuda_context.h"
 #include "backend/cuda/device_math.cuh"
+#include "backend/cuda/flash_attention.h"
 #include "backend/cuda/kernels.h"
 
 namespace darkroom::cuda {
@@ -160,6 +162,10 @@ void attention(const AttentionArgs& args) {
   const Tensor &q = args.q, &k = args.k, &v = args.v;
   const int64_t b = q.dim(0), nq = q.dim(1), nk = k.dim(1);
   if (args.out.numel() == 0) return;
+  if (flash_attention_supported(args)) {
+    flash_attention(args);
+    return;
+  }
   AttentionShape s{};
   s.nq = nq;
   s.nk = nk;
