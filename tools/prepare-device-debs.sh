@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Run HERE (the Debian development machine) before a GPU session: downloads the Debian
+# packages that tools/device-check.sh unpacks on the GPU machine, which has CUDA, CMake
+# and ninja but none of our libraries and no network. Pass `.device-debs` in the device
+# tool's `carry` list. (~26 MB)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .device-debs
+cd .device-debs
+apt-get download \
+  libdnnl-dev libdnnl2 ocl-icd-libopencl1 libgomp1 \
+  libgtest-dev googletest \
+  nlohmann-json3-dev libboost1.74-dev \
+  libicu-dev libicu72 icu-devtools zlib1g-dev
+ls -la
