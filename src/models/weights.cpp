@@ -69,6 +69,12 @@ bool Weights::has(std::string_view name) const {
   return source_->contains(prefix_ + std::string(name));
 }
 
+Shape Weights::shape(std::string_view name) const {
+  const std::string full = prefix_ + std::string(name);
+  DR_CHECK(source_->contains(full), "weights", source_->name, ": missing tensor '", full, "'");
+  return source_->raw(full).shape();
+}
+
 Tensor Weights::get(std::string_view name) const {
   const std::string full = prefix_ + std::string(name);
   DR_CHECK(source_->contains(full), "weights", source_->name, ": missing tensor '", full, "'");

@@ -45,6 +45,8 @@ class Weights {
   // As get(), but undefined when absent.
   Tensor get_optional(std::string_view name, const Shape& expected) const;
   bool has(std::string_view name) const;
+  // The stored shape of prefix + name, without reading or recording it; throws if absent.
+  Shape shape(std::string_view name) const;
 
   // The same source with a longer prefix; shares the record of used names.
   Weights sub(std::string_view prefix) const;

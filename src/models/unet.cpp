@@ -1,0 +1,163 @@
+// UNet::load and UNet::forward: ldm's UNetModel assembled from the blocks of unet_blocks.h.
+#include "models/unet.h"
+
+#include <string>
+
+namespace darkroom {
+namespace {
+
+const char* kOp = "unet";
+
+std::string block(const char* list, int i, int j) {
+  return std::string(list) + "." + std::to_string(i) + "." + std::to_string(j) + ".";
+}
+
+Tensor as(const Tensor& t, DType dtype, DeviceId device) {
+  Tensor r = t.dtype() == dtype ? t : ops::cast(t, dtype);
+  return ops::to_device(r, device);
+}
+
+}  // namespace
+
+UNet UNet::load(const Weights& w, const UNetConfig& cfg) {
+  DR_CHECK(cfg.levels() >= 1 && static_cast<int>(cfg.transformer_depth.size()) == cfg.levels(), kOp,
+           "channel_mult and transformer_depth need one entry per level");
+  UNet u;
+  u.config_ = cfg;
+  u.dtype_ = w.dtype();
+  u.device_ = w.device();
+  const int64_t mc = cfg.model_channels, emb_dim = 4 * mc;
+  auto attention = [&](const std::string& prefix, int64_t ch, int depth) {
+    return unet::SpatialTransformer::load(w.sub(prefix), ch, cfg.context_dim, cfg.heads_for(ch),
+                                          depth, cfg.linear_proj, cfg.groups);
+  };
+
+  u.time_embed0_ = layers::Linear::load(w, "time_embed.0", mc, emb_dim);
+  u.time_embed2_ = layers::Linear::load(w, "time_embed.2", emb_dim, emb_dim);
+  if (cfg.adm_in_channels > 0) {
+    u.label_emb0_ = layers::Linear::load(w, "label_emb.0.0", cfg.adm_in_channels, emb_dim);
+    u.label_emb2_ = layers::Linear::load(w, "label_emb.0.2", emb_dim, emb_dim);
+  }
+  u.conv_in_ = layers::Conv2d::load(w, "input_blocks.0.0", cfg.in_channels, mc, 3);
+
+  // Down: every ResBlock (+ transformer) and every Downsample is one input block, and
+  // each one's output is kept for the skip connection of an output block.
+  std::vector<int64_t> skip_channels = {mc};  // conv_in's output
+  int64_t ch = mc;
+  int idx = 1;
+  for (int level = 0; level < cfg.levels(); ++level) {
+    const int64_t width = mc * cfg.channel_mult[level];
+    for (int r = 0; r < cfg.num_res_blocks; ++r, ++idx) {
+      Stage s;
+      s.res = unet::ResBlock::load(w.sub(block("input_blocks", idx, 0)), ch, width, emb_dim,
+                                   cfg.groups);
+      ch = width;
+      if (cfg.transformer_depth[level] > 0)
+        s.attn = attention(block("input_blocks", idx, 1), ch, cfg.transformer_depth[level]);
+      u.input_blocks_.push_back(std::move(s));
+      skip_channels.push_back(ch);
+    }
+    if (level + 1 < cfg.levels()) {
+      Stage s;
+      s.down = unet::Downsample::load(w.sub(block("input_blocks", idx, 0)), ch);
+      u.input_blocks_.push_back(std::move(s));
+      skip_channels.push_back(ch);
+      ++idx;
+    }
+  }
+
+  u.middle_block_.res = unet::ResBlock::load(w.sub("middle_block.0."), ch, ch, emb_dim, cfg.groups);
+  u.middle_block_.attn = attention("middle_block.1.", ch, cfg.transformer_depth_middle);
+  // The second ResBlock of the middle has no Stage slot of its own: it is run after attn.
+  u.middle_res2_ = unet::ResBlock::load(w.sub("middle_block.2."), ch, ch, emb_dim, cfg.groups);
+
+  // Up: num_res_blocks + 1 ResBlocks per level, each taking one skip; the last of a
+  // level (not the top one) upsamples, as block .1 or, after a transformer, .2.
+  idx = 0;
+  for (int level = cfg.levels() - 1; level >= 0; --level) {
+    const int64_t width = mc * cfg.channel_mult[level];
+    for (int r = 0; r <= cfg.num_res_blocks; ++r, ++idx) {
+      Stage s;
+      const int64_t skip = skip_channels.back();
+      skip_channels.pop_back();
+      s.res = unet::ResBlock::load(w.sub(block("output_blocks", idx, 0)), ch + skip, width, emb_dim,
+                                   cfg.groups);
+      ch = width;
+      const int depth = cfg.transformer_depth[level];
+      if (depth > 0) s.attn = attention(block("output_blocks", idx, 1), ch, depth);
+      if (level > 0 && r == cfg.num_res_blocks)
+        s.up = unet::Upsample::load(w.sub(block("output_blocks", idx, depth > 0 ? 2 : 1)), ch);
+      u.output_blocks_.push_back(std::move(s));
+    }
+  }
+  DR_ASSERT(skip_channels.empty());
+
+  u.out_norm_ = layers::GroupNorm::load(w, "out.0", ch, cfg.groups, unet::kResNormEps);
+  u.out_conv_ = layers::Conv2d::load(w, "out.2", ch, cfg.out_channels, 3);
+  return u;
+}
+
+Tensor UNet::run_stage(const Stage& s, Tensor h, const Tensor& emb_silu,
+                       const Tensor& context) const {
+  if (s.res) h = (*s.res)(h, emb_silu);   // [B, H, W, C_in] → [B, H, W, C]
+  if (s.attn) h = (*s.attn)(h, context);  // [B, H, W, C]
+  if (s.down) h = (*s.down)(h);           // [B, H/2, W/2, C]
+  if (s.up) h = (*s.up)(h);               // [B, 2H, 2W, C]
+  return h;
+}
+
+Tensor UNet::forward(const Tensor& x_in, const Tensor& timesteps, const Tensor& context_in,
+                     const Tensor& y_in) const {
+  const UNetConfig& c = config_;
+  DR_CHECK(x_in.ndim() == 4 && x_in.dim(3) == c.in_channels, kOp, "x has shape ", x_in.shape(),
+           ", expected [B, H, W, ", c.in_channels, "]");
+  const int64_t b = x_in.dim(0), factor = int64_t{1} << (c.levels() - 1);
+  DR_CHECK(x_in.dim(1) % factor == 0 && x_in.dim(2) % factor == 0, kOp, "latent size ", x_in.dim(1),
+           "x", x_in.dim(2), " is not a multiple of ", factor);
+  DR_CHECK(timesteps.ndim() == 1 && timesteps.dim(0) == b && timesteps.dtype() == DType::F32, kOp,
+           "timesteps must be f32 [", b, "], got ", dtype_name(timesteps.dtype()), " ",
+           timesteps.shape());
+  DR_CHECK(context_in.ndim() == 3 && context_in.dim(0) == b && context_in.dim(2) == c.context_dim,
+           kOp, "context has shape ", context_in.shape(), ", expected [", b, ", T, ", c.context_dim,
+           "]");
+  DR_CHECK((c.adm_in_channels > 0) == y_in.defined(), kOp,
+           c.adm_in_channels > 0 ? "this UNet needs the vector y [B, adm]"
+                                 : "this UNet takes no vector y");
+
+  const Tensor x = as(x_in, dtype_, device_);              // [B, H, W, in]
+  const Tensor context = as(context_in, dtype_, device_);  // [B, T, ctx]
+
+  // Timestep embedding (ldm: cos first), then time_embed = Linear, SiLU, Linear.
+  const Tensor t = ops::to_device(timesteps, device_);
+  const Tensor t_freq = ops::timestep_embedding(t, static_cast<int>(c.model_channels),
+                                                /*flip_sin_to_cos=*/true, 0.0f, 10000.0f,
+                                                dtype_);       // [B, mc]
+  Tensor emb = time_embed2_(ops::silu(time_embed0_(t_freq)));  // [B, 4mc]
+  if (label_emb0_) {
+    DR_CHECK(y_in.ndim() == 2 && y_in.dim(0) == b && y_in.dim(1) == c.adm_in_channels, kOp,
+             "y has shape ", y_in.shape(), ", expected [", b, ", ", c.adm_in_channels, "]");
+    const Tensor y = as(y_in, dtype_, device_);
+    emb = ops::add(emb, (*label_emb2_)(ops::silu((*label_emb0_)(y))));  // [B, 4mc]
+  }
+  // Every ResBlock's emb_layers starts with SiLU: apply it once here.
+  const Tensor emb_silu = ops::silu(emb);  // [B, 4mc]
+
+  Tensor h = conv_in_(x);  // [B, H, W, mc]
+  std::vector<Tensor> skips = {h};
+  for (const Stage& s : input_blocks_) {
+    h = run_stage(s, h, emb_silu, context);  // down to [B, H/f, W/f, C]
+    skips.push_back(h);
+  }
+  h = run_stage(middle_block_, h, emb_silu, context);
+  h = middle_res2_(h, emb_silu);  // [B, H/f, W/f, C]
+  for (const Stage& s : output_blocks_) {
+    // The skip joins along the channels: [B, h, w, C] ++ [B, h, w, C_skip].
+    h = ops::concat({h, skips.back()}, 3);
+    skips.pop_back();
+    h = run_stage(s, h, emb_silu, context);  // back up to [B, H, W, mc]
+  }
+  h = out_conv_(out_norm_(h, /*silu=*/true));  // [B, H, W, out]
+  return h.dtype() == x_in.dtype() ? h : ops::cast(h, x_in.dtype());
+}
+
+}  // namespace darkroom

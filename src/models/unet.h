@@ -1,0 +1,92 @@
+// The denoising UNet of Stable Diffusion (ldm's UNetModel, openaimodel.py), loaded under
+// its single-file checkpoint names ("model.diffusion_model." is the caller's prefix):
+//
+//   time_embed.{0,2}                  t → sinusoid [B, mc] → linear, SiLU, linear [B, 4mc]
+//   label_emb.0.{0,2}                 (SDXL) y [B, adm] → linear, SiLU, linear, added to emb
+//   input_blocks.0.0                  conv_in 3×3
+//   input_blocks.N.{0 ResBlock, 1 SpatialTransformer} | input_blocks.N.0.op (downsample)
+//   middle_block.{0 ResBlock, 1 SpatialTransformer, 2 ResBlock}
+//   output_blocks.N.{0 ResBlock, 1 SpatialTransformer, last: Upsample ".conv"}
+//   out.{0 GroupNorm, 2 conv 3×3}
+//
+// Activations are NHWC, so a feature map [B, H, W, C] is also the token sequence
+// [B, H·W, C] of its transformer with no permute. The configuration is read from the
+// weights' shapes (UNetConfig::detect); only the head layout and the GroupNorm group
+// count are not visible in the shapes.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "models/unet_blocks.h"
+#include "models/weights.h"
+
+namespace darkroom {
+
+struct UNetConfig {
+  int in_channels = 4;
+  int out_channels = 4;
+  int model_channels = 320;                      // mc; the time embedding has 4·mc
+  std::vector<int> channel_mult = {1, 2, 4, 4};  // one entry per resolution level
+  int num_res_blocks = 2;                        // ResBlocks per level on the way down
+  // Transformer blocks per SpatialTransformer at each level (0: no attention there), and
+  // in the middle block. SD 1.5: {1, 1, 1, 0} / 1; SDXL: {0, 2, 10} / 10.
+  std::vector<int> transformer_depth = {1, 1, 1, 0};
+  int transformer_depth_middle = 1;
+  int context_dim = 768;     // width of the cross-attention context (CLIP-L: 768)
+  bool linear_proj = false;  // proj_in/out as Linear [C, C] (SD 2, SDXL), else 1×1 conv
+  int adm_in_channels = 0;   // > 0: label_emb takes a vector y [B, adm] (SDXL: 2816)
+  // Attention heads: a fixed count per block (SD 1.5: 8, so head width C/8), or, when
+  // head_dim > 0, a fixed head width (SD 2 and SDXL: 64, so C/64 heads).
+  int num_heads = 8;
+  int head_dim = 0;
+  int groups = 32;  // GroupNorm groups everywhere (ldm's normalization(): 32)
+
+  // From the tensors under `w`'s prefix: channels, levels, res blocks, transformer
+  // depths, context width, projection kind, label_emb. Heads follow ldm's configs: a
+  // 768-wide context (SD 1.x) gets 8 heads, any other (SD 2, SDXL) 64-wide heads.
+  static UNetConfig detect(const Weights& w);
+
+  int heads_for(int64_t channels) const;
+  int levels() const { return static_cast<int>(channel_mult.size()); }
+};
+
+class UNet {
+ public:
+  // `w` is the UNet's weights under its own prefix (e.g. "model.diffusion_model.").
+  static UNet load(const Weights& w, const UNetConfig& config);
+
+  // x [B, H, W, in] NHWC latent (H, W multiples of 2^(levels-1)), timesteps [B] f32,
+  // context [B, T, context_dim], y [B, adm] for label_emb models (else undefined)
+  // → eps [B, H, W, out]. Inputs are cast to the weights' dtype; the output comes back
+  // in x's dtype.
+  Tensor forward(const Tensor& x, const Tensor& timesteps, const Tensor& context,
+                 const Tensor& y = {}) const;
+
+  const UNetConfig& config() const { return config_; }
+
+ private:
+  // One entry of input_blocks / output_blocks: what ldm's TimestepEmbedSequential holds.
+  struct Stage {
+    std::optional<unet::ResBlock> res;
+    std::optional<unet::SpatialTransformer> attn;
+    std::optional<unet::Downsample> down;
+    std::optional<unet::Upsample> up;
+  };
+  Tensor run_stage(const Stage& s, Tensor h, const Tensor& emb, const Tensor& context) const;
+
+  UNetConfig config_;
+  DType dtype_ = DType::F32;
+  DeviceId device_;
+  layers::Linear time_embed0_, time_embed2_;
+  std::optional<layers::Linear> label_emb0_, label_emb2_;
+  layers::Conv2d conv_in_;
+  std::vector<Stage> input_blocks_;  // [0] holds no block: conv_in_ is input_blocks.0.0
+  Stage middle_block_;               // middle_block.0 (ResBlock) and .1 (transformer)
+  unet::ResBlock middle_res2_;       // middle_block.2
+  std::vector<Stage> output_blocks_;
+  layers::GroupNorm out_norm_;
+  layers::Conv2d out_conv_;
+};
+
+}  // namespace darkroom
