@@ -41,8 +41,8 @@ TEST_P(Dense, LinearShapes) {
     int64_t n;
     bool bias;
   };
-  for (const Case& c : {Case{{2, 77, 64}, 48, true}, Case{{1, 1}, 1, false}, Case{{3, 5, 33}, 17, true},
-                        Case{{130, 320}, 96, false}}) {
+  for (const Case& c : {Case{{2, 77, 64}, 48, true}, Case{{1, 1}, 1, false},
+                        Case{{3, 5, 33}, 17, true}, Case{{130, 320}, 96, false}}) {
     const int64_t k = c.x[-1], m = c.x.numel() / k;
     Tensor x = random_tensor(c.x, dt, 1), w = random_tensor({c.n, k}, dt, 2);
     Tensor b = c.bias ? random_tensor({c.n}, dt, 3) : Tensor();
@@ -102,7 +102,8 @@ std::vector<double> conv_ref(const Tensor& x, const Tensor& w, const Tensor& bia
               const int64_t iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
               if (iy < 0 || iy >= h || ix < 0 || ix >= wi) continue;
               for (int64_t ic = 0; ic < c; ++ic)
-                acc += xd[((b * h + iy) * wi + ix) * c + ic] * wd[((oc * c + ic) * kh + ky) * kw + kx];
+                acc +=
+                    xd[((b * h + iy) * wi + ix) * c + ic] * wd[((oc * c + ic) * kh + ky) * kw + kx];
             }
           out[((b * ho + oy) * wo + ox) * o + oc] = acc;
         }
@@ -117,12 +118,13 @@ TEST_P(Dense, Conv2dKernelsStridesPadding) {
     int stride, pad;
     bool bias;
   };
-  for (const Case& c : {Case{{2, 9, 7, 16}, 24, 3, 1, 1, true},   // 3×3 same, odd sizes, batch 2
-                        Case{{1, 8, 8, 32}, 16, 1, 1, 0, true},   // 1×1
-                        Case{{1, 9, 9, 8}, 8, 3, 2, 1, false},    // strided downsample
-                        Case{{1, 1, 1, 4}, 5, 1, 1, 0, true},     // 1×1 spatial
-                        Case{{2, 6, 10, 3}, 7, 3, 1, 0, true}}) { // valid padding, 3 channels in
-    Tensor x = random_tensor(c.x, dt, 6), w = random_tensor({c.o, c.x[3], c.k, c.k}, dt, 7, -0.3f, 0.3f);
+  for (const Case& c : {Case{{2, 9, 7, 16}, 24, 3, 1, 1, true},    // 3×3 same, odd sizes, batch 2
+                        Case{{1, 8, 8, 32}, 16, 1, 1, 0, true},    // 1×1
+                        Case{{1, 9, 9, 8}, 8, 3, 2, 1, false},     // strided downsample
+                        Case{{1, 1, 1, 4}, 5, 1, 1, 0, true},      // 1×1 spatial
+                        Case{{2, 6, 10, 3}, 7, 3, 1, 0, true}}) {  // valid padding, 3 channels in
+    Tensor x = random_tensor(c.x, dt, 6),
+           w = random_tensor({c.o, c.x[3], c.k, c.k}, dt, 7, -0.3f, 0.3f);
     Tensor b = c.bias ? random_tensor({c.o}, dt, 8) : Tensor();
     Tensor y = ops::conv2d(x, w, b, {c.stride, c.pad});
     const int64_t ho = (c.x[1] + 2 * c.pad - c.k) / c.stride + 1;
@@ -152,7 +154,8 @@ std::vector<double> attention_ref(const Tensor& q, const Tensor& k, const Tensor
         for (int64_t j = 0; j < nk; ++j) {
           double acc = 0;
           for (int64_t e = 0; e < d; ++e)
-            acc += qd[(z * nq + i) * heads * d + h * d + e] * kd[(z * nk + j) * heads * d + h * d + e];
+            acc +=
+                qd[(z * nq + i) * heads * d + h * d + e] * kd[(z * nk + j) * heads * d + h * d + e];
           acc *= scale;
           if (!md.empty()) {
             const int64_t mz = mask.dim(0) == 1 ? 0 : z, mi = mask.dim(1) == 1 ? 0 : i;
@@ -227,7 +230,8 @@ TEST(DenseErrors, MessagesNameTheOp) {
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()).rfind("[linear] x has 8 features", 0), 0u) << e.what();
   }
-  Tensor img = Tensor::zeros({1, 4, 4, 3}, DType::F32), cw = Tensor::zeros({8, 4, 3, 3}, DType::F32);
+  Tensor img = Tensor::zeros({1, 4, 4, 3}, DType::F32),
+         cw = Tensor::zeros({8, 4, 3, 3}, DType::F32);
   EXPECT_THROW(ops::conv2d(img, cw), Error);
   Tensor q = Tensor::zeros({1, 4, 10}, DType::F32);
   EXPECT_THROW(ops::attention(q, q, q, 3), Error);  // 10 not divisible by 3 heads

@@ -41,9 +41,12 @@ struct Tolerance {
 // few of those; f16 has 11 bits.
 inline Tolerance default_tolerance(DType t) {
   switch (t) {
-    case DType::BF16: return {2e-2, 2e-2};
-    case DType::F16: return {2e-3, 2e-3};
-    default: return {1e-4, 1e-4};
+    case DType::BF16:
+      return {2e-2, 2e-2};
+    case DType::F16:
+      return {2e-3, 2e-3};
+    default:
+      return {1e-4, 1e-4};
   }
 }
 
@@ -66,9 +69,9 @@ inline void expect_close(const Tensor& got, const std::vector<double>& ref, Tole
     }
   }
   EXPECT_EQ(bad, 0u) << what << ": " << bad << " of " << ref.size()
-                     << " elements out of tolerance; worst at " << worst_i << ": got "
-                     << g[worst_i] << ", expected " << ref[worst_i] << " (atol " << tol.atol
-                     << ", rtol " << tol.rtol << ")";
+                     << " elements out of tolerance; worst at " << worst_i << ": got " << g[worst_i]
+                     << ", expected " << ref[worst_i] << " (atol " << tol.atol << ", rtol "
+                     << tol.rtol << ")";
 }
 
 // Runs fn, which must throw darkroom::Error whose message starts with `prefix`

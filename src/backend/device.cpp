@@ -24,7 +24,9 @@ void register_cuda_devices(Device* (*get)(int), int count) {
   g_cuda_count = count;
 }
 
-int cuda_device_count() { return g_cuda_count; }
+int cuda_device_count() {
+  return g_cuda_count;
+}
 
 Device& device_for(DeviceId id) {
   if (id.type == DeviceType::Cpu) return cpu_device();

@@ -41,6 +41,8 @@ inline void check_rank(const char* op, const Tensor& t, int lo, int hi, const ch
            lo == hi ? std::to_string(lo) : std::to_string(lo) + " to " + std::to_string(hi));
 }
 
-inline const OpTable& ops_of(const Tensor& t) { return device_for(t.device()).ops(); }
+inline const OpTable& ops_of(const Tensor& t) {
+  return device_for(t.device()).ops();
+}
 
 }  // namespace darkroom::detail

@@ -5,25 +5,25 @@
 // X(Name, kernel_name): Name##Args in op_args.h is the kernel's argument struct.
 #pragma once
 
-#define DARKROOM_OPS(X)                         \
-  X(Linear, linear)                             \
-  X(Matmul, matmul)                             \
-  X(Conv2d, conv2d)                             \
-  X(GroupNorm, group_norm)                      \
-  X(LayerNorm, layer_norm)                      \
-  X(RmsNorm, rms_norm)                          \
-  X(Attention, attention)                       \
-  X(Softmax, softmax)                           \
-  X(Unary, unary)                               \
-  X(Geglu, geglu)                               \
-  X(Binary, binary)                             \
-  X(Concat, concat)                             \
-  X(UpsampleNearest2x, upsample_nearest2x)      \
-  X(Resize, resize)                             \
-  X(TimestepEmbedding, timestep_embedding)      \
-  X(Embedding, embedding)                       \
-  X(Permute, permute)                           \
-  X(Slice, slice)                               \
+#define DARKROOM_OPS(X)                    \
+  X(Linear, linear)                        \
+  X(Matmul, matmul)                        \
+  X(Conv2d, conv2d)                        \
+  X(GroupNorm, group_norm)                 \
+  X(LayerNorm, layer_norm)                 \
+  X(RmsNorm, rms_norm)                     \
+  X(Attention, attention)                  \
+  X(Softmax, softmax)                      \
+  X(Unary, unary)                          \
+  X(Geglu, geglu)                          \
+  X(Binary, binary)                        \
+  X(Concat, concat)                        \
+  X(UpsampleNearest2x, upsample_nearest2x) \
+  X(Resize, resize)                        \
+  X(TimestepEmbedding, timestep_embedding) \
+  X(Embedding, embedding)                  \
+  X(Permute, permute)                      \
+  X(Slice, slice)                          \
   X(Cast, cast)
 
 namespace darkroom {

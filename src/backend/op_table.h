@@ -19,6 +19,9 @@ static_assert(sizeof(OpTable) == kOpCount * sizeof(void (*)()),
 //   constexpr OpTable kCpuOps = DR_MAKE_OP_TABLE(cpu);
 // A missing function is a compile error, so no op can be forgotten.
 #define DR_OP_ENTRY(Name, name) &DR_OP_NS::name,
-#define DR_MAKE_OP_TABLE() OpTable{DARKROOM_OPS(DR_OP_ENTRY)}
+#define DR_MAKE_OP_TABLE()    \
+  OpTable {                   \
+    DARKROOM_OPS(DR_OP_ENTRY) \
+  }
 
 }  // namespace darkroom

@@ -65,9 +65,10 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Conv2dP
   DR_CHECK(x.dim(1) + 2 * p.padding >= kh && x.dim(2) + 2 * p.padding >= kw, op, "input ",
            x.shape(), " is smaller than the kernel ", weight.shape());
   check_vector(op, x, bias, weight.dim(0), "bias");
-  Conv2dArgs a{x, weight, bias,
-               Tensor::empty({x.dim(0), ho, wo, weight.dim(0)}, x.dtype(), x.device()),
-               p.stride, p.stride, p.padding, p.padding};
+  Conv2dArgs a{x,         weight,
+               bias,      Tensor::empty({x.dim(0), ho, wo, weight.dim(0)}, x.dtype(), x.device()),
+               p.stride,  p.stride,
+               p.padding, p.padding};
   ops_of(x).conv2d(a);
   return a.out;
 }
@@ -94,13 +95,13 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, c
   const int64_t b = q.dim(0), nq = q.dim(1), nk = k.dim(1);
   Tensor m;
   if (mask.defined()) {
-    DR_CHECK(mask.device() == q.device() && mask.dtype() == DType::F32, op,
-             "mask must be f32 on ", q.device());
+    DR_CHECK(mask.device() == q.device() && mask.dtype() == DType::F32, op, "mask must be f32 on ",
+             q.device());
     check_rank(op, mask, 2, 3, "mask");
     m = mask.ndim() == 2 ? mask.reshape({1, mask.dim(0), mask.dim(1)}) : mask;
-    DR_CHECK((m.dim(0) == 1 || m.dim(0) == b) && (m.dim(1) == 1 || m.dim(1) == nq) &&
-                 m.dim(2) == nk,
-             op, "mask ", mask.shape(), " does not broadcast to [", b, ", ", nq, ", ", nk, "]");
+    DR_CHECK(
+        (m.dim(0) == 1 || m.dim(0) == b) && (m.dim(1) == 1 || m.dim(1) == nq) && m.dim(2) == nk, op,
+        "mask ", mask.shape(), " does not broadcast to [", b, ", ", nq, ", ", nk, "]");
   }
   const float s = scale > 0 ? scale : 1.0f / std::sqrt(static_cast<float>(q.dim(2) / heads));
   AttentionArgs a{q, k, v, m, Tensor::empty({b, nq, v.dim(2)}, q.dtype(), q.device()), heads, s};

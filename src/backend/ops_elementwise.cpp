@@ -35,11 +35,15 @@ Tensor binary(const Tensor& a, const Tensor& b, BinaryKind kind, const char* op)
 
 }  // namespace
 
-Tensor silu(const Tensor& x) { return unary(x, UnaryKind::Silu, "silu"); }
+Tensor silu(const Tensor& x) {
+  return unary(x, UnaryKind::Silu, "silu");
+}
 Tensor gelu(const Tensor& x, bool tanh_approximation) {
   return unary(x, tanh_approximation ? UnaryKind::GeluTanh : UnaryKind::Gelu, "gelu");
 }
-Tensor quick_gelu(const Tensor& x) { return unary(x, UnaryKind::QuickGelu, "quick_gelu"); }
+Tensor quick_gelu(const Tensor& x) {
+  return unary(x, UnaryKind::QuickGelu, "quick_gelu");
+}
 
 Tensor geglu(const Tensor& x) {
   const char* op = "geglu";
@@ -54,9 +58,17 @@ Tensor geglu(const Tensor& x) {
   return a.out.reshape(out_shape);
 }
 
-Tensor add(const Tensor& a, const Tensor& b) { return binary(a, b, BinaryKind::Add, "add"); }
-Tensor sub(const Tensor& a, const Tensor& b) { return binary(a, b, BinaryKind::Sub, "sub"); }
-Tensor mul(const Tensor& a, const Tensor& b) { return binary(a, b, BinaryKind::Mul, "mul"); }
-Tensor div(const Tensor& a, const Tensor& b) { return binary(a, b, BinaryKind::Div, "div"); }
+Tensor add(const Tensor& a, const Tensor& b) {
+  return binary(a, b, BinaryKind::Add, "add");
+}
+Tensor sub(const Tensor& a, const Tensor& b) {
+  return binary(a, b, BinaryKind::Sub, "sub");
+}
+Tensor mul(const Tensor& a, const Tensor& b) {
+  return binary(a, b, BinaryKind::Mul, "mul");
+}
+Tensor div(const Tensor& a, const Tensor& b) {
+  return binary(a, b, BinaryKind::Div, "div");
+}
 
 }  // namespace darkroom::ops

@@ -26,8 +26,8 @@ Tensor concat(const std::vector<Tensor>& inputs, int axis) {
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Tensor& t = inputs[i];
     check_like(op, first, t, "an input");
-    DR_CHECK(t.ndim() == first.ndim(), op, "input ", i, " has shape ", t.shape(), " but input 0 has ",
-             first.shape());
+    DR_CHECK(t.ndim() == first.ndim(), op, "input ", i, " has shape ", t.shape(),
+             " but input 0 has ", first.shape());
     for (int d = 0; d < t.ndim(); ++d)
       DR_CHECK(d == ax || t.dim(d) == first.dim(d), op, "input ", i, " has shape ", t.shape(),
                ", which differs from ", first.shape(), " outside axis ", ax);
@@ -66,7 +66,8 @@ Tensor timestep_embedding(const Tensor& t, int dim, bool flip_sin_to_cos,
   DR_CHECK(t.dtype() == DType::F32 && t.ndim() == 1, op, "t must be f32 [B], got ",
            dtype_name(t.dtype()), " ", t.shape());
   DR_CHECK(dim >= 2, op, "dim must be at least 2, got ", dim);
-  DR_CHECK(is_compute_dtype(dtype), op, "output dtype ", dtype_name(dtype), " is not a compute dtype");
+  DR_CHECK(is_compute_dtype(dtype), op, "output dtype ", dtype_name(dtype),
+           " is not a compute dtype");
   DR_CHECK(dim / 2 - downscale_freq_shift != 0.0f, op, "dim/2 - downscale_freq_shift is zero");
   TimestepEmbeddingArgs a{t, Tensor::empty({t.dim(0), dim}, dtype, t.device()), flip_sin_to_cos,
                           downscale_freq_shift, max_period};
@@ -78,8 +79,8 @@ Tensor embedding(const Tensor& ids, const Tensor& table) {
   const char* op = "embedding";
   check_defined(op, ids, "ids");
   check_compute(op, table, "table");
-  DR_CHECK(ids.dtype() == DType::I32 || ids.dtype() == DType::I64, op, "ids must be i32 or i64, got ",
-           dtype_name(ids.dtype()));
+  DR_CHECK(ids.dtype() == DType::I32 || ids.dtype() == DType::I64, op,
+           "ids must be i32 or i64, got ", dtype_name(ids.dtype()));
   DR_CHECK(ids.device() == table.device(), op, "ids and table are on different devices");
   check_rank(op, table, 2, 2, "table");
   std::vector<int64_t> dims = ids.shape().dims();

@@ -16,8 +16,8 @@ Tensor group_norm(const Tensor& x, int groups, const Tensor& weight, const Tenso
   check_vector(op, x, weight, c, "weight");
   check_vector(op, x, bias, c, "bias");
   const Tensor x3 = x.reshape({x.dim(0), -1, c});
-  GroupNormArgs a{x3, weight, bias, Tensor::empty(x3.shape(), x.dtype(), x.device()), groups, eps,
-                  silu};
+  GroupNormArgs a{x3,     weight, bias, Tensor::empty(x3.shape(), x.dtype(), x.device()),
+                  groups, eps,    silu};
   ops_of(x).group_norm(a);
   return a.out.reshape(x.shape());
 }

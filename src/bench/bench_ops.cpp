@@ -15,8 +15,8 @@
 #include "backend/device.h"
 #include "backend/ops.h"
 #include "core/arena.h"
-#include "core/thread_pool.h"
 #include "core/half.h"
+#include "core/thread_pool.h"
 
 namespace darkroom::bench {
 namespace {
@@ -96,16 +96,17 @@ Result bench_conv(DType dt, int64_t n, int64_t hw, int64_t c, int64_t o, int64_t
         ops::conv2d(x, w, b, {1, static_cast<int>(pad)});
       },
       [&] {
-        prim.execute(dn::stream(), {{DNNL_ARG_SRC, sm}, {DNNL_ARG_WEIGHTS, wm},
-                                    {DNNL_ARG_BIAS, bm}, {DNNL_ARG_DST, dm}});
+        prim.execute(
+            dn::stream(),
+            {{DNNL_ARG_SRC, sm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_BIAS, bm}, {DNNL_ARG_DST, dm}});
         dn::stream().wait();
       },
       repeat);
   const double flops = 2.0 * n * hw * hw * o * c * k * k;
   char shape[96];
   std::snprintf(shape, sizeof shape, "%ldx%ld %ldx%ldx%ldx%ld->%ld", k, k, n, hw, hw, c, o);
-  return {"conv2d", std::string(dtype_name(dt)), shape, pd.impl_info_str(), flops / ours / 1e9,
-          flops / ref / 1e9, 0};
+  return {"conv2d",           std::string(dtype_name(dt)), shape, pd.impl_info_str(),
+          flops / ours / 1e9, flops / ref / 1e9,           0};
 }
 
 Result bench_linear(DType dt, int64_t m, int64_t k, int64_t nout, int repeat) {
@@ -126,16 +127,17 @@ Result bench_linear(DType dt, int64_t m, int64_t k, int64_t nout, int repeat) {
         ops::linear(x, w, b);
       },
       [&] {
-        prim.execute(dn::stream(), {{DNNL_ARG_SRC, sm}, {DNNL_ARG_WEIGHTS, wm},
-                                    {DNNL_ARG_BIAS, bm}, {DNNL_ARG_DST, dm}});
+        prim.execute(
+            dn::stream(),
+            {{DNNL_ARG_SRC, sm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_BIAS, bm}, {DNNL_ARG_DST, dm}});
         dn::stream().wait();
       },
       repeat);
   const double flops = 2.0 * m * k * nout;
   char shape[96];
   std::snprintf(shape, sizeof shape, "%ldx%ld * %ldx%ld", m, k, k, nout);
-  return {"matmul", std::string(dtype_name(dt)), shape, pd.impl_info_str(), flops / ours / 1e9,
-          flops / ref / 1e9, 0};
+  return {"matmul",           std::string(dtype_name(dt)), shape, pd.impl_info_str(),
+          flops / ours / 1e9, flops / ref / 1e9,           0};
 }
 
 // Reference: the unfused computation on the same oneDNN matmul primitive type —
@@ -159,8 +161,8 @@ Result bench_attention(DType dt, int64_t b, int64_t h, int64_t n, int64_t d, int
   Tensor p = dt == DType::F32 ? s : Tensor::empty({b * h * n, n}, dt);
   Tensor o = Tensor::empty({b, n, h * d}, dt);
   memory qm(qd, dn::engine(), q.raw()), km(kd, dn::engine(), k.raw()),
-      sm(sd, dn::engine(), s.raw()), pm(pdsc, dn::engine(), p.raw()),
-      vm(vd, dn::engine(), v.raw()), om(od, dn::engine(), o.raw());
+      sm(sd, dn::engine(), s.raw()), pm(pdsc, dn::engine(), p.raw()), vm(vd, dn::engine(), v.raw()),
+      om(od, dn::engine(), o.raw());
   dnnl::softmax_forward softmax(dnnl::softmax_forward::primitive_desc(
       dnnl::softmax_forward::desc(dnnl::prop_kind::forward_inference, sd, 3), dn::engine()));
   dnnl::reorder to_p(sm, pm);
@@ -184,12 +186,18 @@ Result bench_attention(DType dt, int64_t b, int64_t h, int64_t n, int64_t d, int
     ArenaScope scope(fresh);
     ops::attention(q, k, v, static_cast<int>(h));
   }
-  const int64_t scratch = static_cast<int64_t>(fresh.high_water()) - static_cast<int64_t>(q.nbytes());
+  const int64_t scratch =
+      static_cast<int64_t>(fresh.high_water()) - static_cast<int64_t>(q.nbytes());
   const double flops = 4.0 * b * h * n * n * d;
   char shape[96];
   std::snprintf(shape, sizeof shape, "%ldx%ldh x %ld tok x %ld", b, h, n, d);
-  return {"attention", std::string(dtype_name(dt)), shape, "oneDNN matmul+softmax+matmul, N^2 scores",
-          flops / ours / 1e9, flops / ref / 1e9, scratch};
+  return {"attention",
+          std::string(dtype_name(dt)),
+          shape,
+          "oneDNN matmul+softmax+matmul, N^2 scores",
+          flops / ours / 1e9,
+          flops / ref / 1e9,
+          scratch};
 }
 
 }  // namespace
@@ -206,13 +214,15 @@ int run_ops(const std::vector<std::string>& args) {
     } else if (args[i] == "--dtype" && i + 1 < args.size()) {
       dtypes = {parse_dtype(args[++i])};
     } else {
-      fail("bench ops", "unknown option '", args[i], "' (use --json, --repeat N, --dtype f32|bf16)");
+      fail("bench ops", "unknown option '", args[i],
+           "' (use --json, --repeat N, --dtype f32|bf16)");
     }
   }
   if (!json)
-    std::printf("# %s; %d threads\n# ours vs the same oneDNN primitive called directly; median "
-                "of %d interleaved runs\n",
-                cpu_device().description().c_str(), ThreadPool::global().size(), repeat);
+    std::printf(
+        "# %s; %d threads\n# ours vs the same oneDNN primitive called directly; median "
+        "of %d interleaved runs\n",
+        cpu_device().description().c_str(), ThreadPool::global().size(), repeat);
   if (!json)
     std::printf("%-10s %-5s %-30s %12s %12s %7s %12s  %s\n", "op", "dtype", "shape", "ours GF/s",
                 "ref GF/s", "ratio", "scratch", "reference");

@@ -8,13 +8,15 @@ namespace darkroom::cli {
 
 int run_bench(const std::vector<std::string>& args) {
   if (args.empty() || args[0] == "--help") {
-    std::puts("usage: darkroom bench ops [--json] [--dtype f32|bf16] [--repeat N]\n"
+    std::puts(
+        "usage: darkroom bench ops [--json] [--dtype f32|bf16] [--repeat N]\n"
         "       darkroom bench cuda-ops [--json]");
     return args.empty() ? 2 : 0;
   }
   if (args[0] == "ops") return bench::run_ops({args.begin() + 1, args.end()});
   if (args[0] == "cuda-ops") return bench::run_cuda_ops({args.begin() + 1, args.end()});
-  std::fprintf(stderr, "darkroom bench: unknown suite '%s' (available: ops, cuda-ops)\n", args[0].c_str());
+  std::fprintf(stderr, "darkroom bench: unknown suite '%s' (available: ops, cuda-ops)\n",
+               args[0].c_str());
   return 2;
 }
 

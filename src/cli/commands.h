@@ -8,7 +8,9 @@
 namespace darkroom::cli {
 
 int run_bench(const std::vector<std::string>& args);
+int run_generate(const std::vector<std::string>& args);
 int run_info(const std::vector<std::string>& args);
+int run_make_demo_model(const std::vector<std::string>& args);
 int run_serve(const std::vector<std::string>& args);
 
 }  // namespace darkroom::cli

@@ -16,6 +16,8 @@ void usage() {
       "\n"
       "commands:\n"
       "  serve                 run the server (see 'darkroom serve --help')\n"
+      "  generate PROMPT --model FILE   text to image (see 'darkroom generate --help')\n"
+      "  make-demo-model --out FILE     an SD 1.5 checkpoint of random weights\n"
       "  bench ops [--json]    measure conv2d, matmul and attention against raw oneDNN\n"
       "  info                  print the devices and how they compute\n"
       "  help                  this text");
@@ -36,6 +38,8 @@ int main(int argc, char** argv) {
     if (cmd == "bench") return darkroom::cli::run_bench(rest);
     if (cmd == "info") return darkroom::cli::run_info(rest);
     if (cmd == "serve") return darkroom::cli::run_serve(rest);
+    if (cmd == "generate") return darkroom::cli::run_generate(rest);
+    if (cmd == "make-demo-model") return darkroom::cli::run_make_demo_model(rest);
     std::fprintf(stderr, "darkroom: unknown command '%s'\n\n", cmd.c_str());
     usage();
     return 2;

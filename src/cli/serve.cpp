@@ -1,6 +1,6 @@
 // `darkroom serve`: the server on embedded defaults (127.0.0.1:8188).
-#include <cstdio>
 #include <sys/sysinfo.h>
+#include <cstdio>
 
 #include "backend/device.h"
 #include "cli/commands.h"

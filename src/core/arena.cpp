@@ -72,9 +72,15 @@ size_t Arena::high_water() const {
   return high_water_;
 }
 
-Arena* Arena::current() { return t_current; }
+Arena* Arena::current() {
+  return t_current;
+}
 
-ArenaScope::ArenaScope(Arena& arena) : previous_(t_current) { t_current = &arena; }
-ArenaScope::~ArenaScope() { t_current = previous_; }
+ArenaScope::ArenaScope(Arena& arena) : previous_(t_current) {
+  t_current = &arena;
+}
+ArenaScope::~ArenaScope() {
+  t_current = previous_;
+}
 
 }  // namespace darkroom

@@ -19,6 +19,8 @@ struct DeviceId {
 
 inline constexpr DeviceId kCpu{DeviceType::Cpu, 0};
 
-inline std::ostream& operator<<(std::ostream& os, const DeviceId& d) { return os << d.str(); }
+inline std::ostream& operator<<(std::ostream& os, const DeviceId& d) {
+  return os << d.str();
+}
 
 }  // namespace darkroom

@@ -37,15 +37,15 @@ template <class... Args>
 }  // namespace darkroom
 
 // DR_CHECK(cond, "op", message parts...): user-facing validation.
-#define DR_CHECK(cond, where, ...)                      \
-  do {                                                  \
+#define DR_CHECK(cond, where, ...)                     \
+  do {                                                 \
     if (!(cond)) ::darkroom::fail(where, __VA_ARGS__); \
   } while (0)
 
 // DR_ASSERT(cond, message parts...): internal invariant, on in every build type.
-#define DR_ASSERT(cond, ...)                                                          \
-  do {                                                                                \
-    if (!(cond))                                                                      \
-      ::darkroom::detail::assert_fail(#cond, __FILE__, __LINE__,                      \
+#define DR_ASSERT(cond, ...)                                                                      \
+  do {                                                                                            \
+    if (!(cond))                                                                                  \
+      ::darkroom::detail::assert_fail(#cond, __FILE__, __LINE__,                                  \
                                       ::darkroom::detail::concat("" __VA_OPT__(, ) __VA_ARGS__)); \
   } while (0)

@@ -56,8 +56,8 @@ uint16_t f32_to_f16_bits(float f) {
   const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000);
   const float a = std::fabs(f);
   if (std::isnan(f)) return sign | 0x7e00;
-  if (a >= 65520.0f) return sign | 0x7c00;  // rounds to infinity
-  if (a < std::ldexp(1.0f, -14)) {          // subnormal: multiples of 2^-24
+  if (a >= 65520.0f) return sign | 0x7c00;            // rounds to infinity
+  if (a < std::ldexp(1.0f, -14)) {                    // subnormal: multiples of 2^-24
     const float q = std::nearbyint(a * 16777216.0f);  // default rounding: nearest even
     return sign | static_cast<uint16_t>(q);
   }

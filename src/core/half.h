@@ -3,8 +3,8 @@
 // backend/cpu/vec.h).
 #pragma once
 
-#include <cstdint>
 #include <bit>
+#include <cstdint>
 #include <cstring>
 
 namespace darkroom {
@@ -27,7 +27,9 @@ inline uint32_t f32_to_bits(float f) {
   return u;
 }
 
-inline float to_f32(bf16 v) { return bits_to_f32(static_cast<uint32_t>(v.bits) << 16); }
+inline float to_f32(bf16 v) {
+  return bits_to_f32(static_cast<uint32_t>(v.bits) << 16);
+}
 
 // Round to nearest even; NaN stays NaN (quiet).
 inline bf16 to_bf16(float f) {
@@ -39,14 +41,22 @@ inline bf16 to_bf16(float f) {
 
 #if defined(__FLT16_MAX__)
 // The compiler's _Float16 (g++ ≥ 12 on x86) converts with F16C instructions.
-inline float to_f32(f16 v) { return static_cast<float>(std::bit_cast<_Float16>(v.bits)); }
-inline f16 to_f16(float f) { return f16{std::bit_cast<uint16_t>(static_cast<_Float16>(f))}; }
+inline float to_f32(f16 v) {
+  return static_cast<float>(std::bit_cast<_Float16>(v.bits));
+}
+inline f16 to_f16(float f) {
+  return f16{std::bit_cast<uint16_t>(static_cast<_Float16>(f))};
+}
 #else
 // Compilers without _Float16 (clang 14 on x86): the IEEE conversions done on bits.
 float f16_bits_to_f32(uint16_t h);
 uint16_t f32_to_f16_bits(float f);  // round to nearest even
-inline float to_f32(f16 v) { return f16_bits_to_f32(v.bits); }
-inline f16 to_f16(float f) { return f16{f32_to_f16_bits(f)}; }
+inline float to_f32(f16 v) {
+  return f16_bits_to_f32(v.bits);
+}
+inline f16 to_f16(float f) {
+  return f16{f32_to_f16_bits(f)};
+}
 #endif
 
 // FP8 E4M3 (OCP "fn" variant: no infinities, 0x7f/0xff are NaN, max 448).

@@ -19,7 +19,8 @@ LogLevel level_from_env() {
   try {
     return parse_log_level(env);
   } catch (const Error&) {
-    std::fprintf(stderr, "darkroom: ignoring DARKROOM_LOG=%s (use debug|info|warn|error|off)\n", env);
+    std::fprintf(stderr, "darkroom: ignoring DARKROOM_LOG=%s (use debug|info|warn|error|off)\n",
+                 env);
     return LogLevel::Info;
   }
 }
@@ -31,22 +32,32 @@ std::atomic<LogLevel>& level_ref() {
 
 const char* level_name(LogLevel l) {
   switch (l) {
-    case LogLevel::Debug: return "debug";
-    case LogLevel::Info: return "info";
-    case LogLevel::Warn: return "warn";
-    case LogLevel::Error: return "error";
-    case LogLevel::Off: return "off";
+    case LogLevel::Debug:
+      return "debug";
+    case LogLevel::Info:
+      return "info";
+    case LogLevel::Warn:
+      return "warn";
+    case LogLevel::Error:
+      return "error";
+    case LogLevel::Off:
+      return "off";
   }
   return "?";
 }
 
 }  // namespace
 
-LogLevel log_level() { return level_ref().load(std::memory_order_relaxed); }
-void set_log_level(LogLevel level) { level_ref().store(level, std::memory_order_relaxed); }
+LogLevel log_level() {
+  return level_ref().load(std::memory_order_relaxed);
+}
+void set_log_level(LogLevel level) {
+  level_ref().store(level, std::memory_order_relaxed);
+}
 
 LogLevel parse_log_level(std::string_view name) {
-  for (LogLevel l : {LogLevel::Debug, LogLevel::Info, LogLevel::Warn, LogLevel::Error, LogLevel::Off})
+  for (LogLevel l :
+       {LogLevel::Debug, LogLevel::Info, LogLevel::Warn, LogLevel::Error, LogLevel::Off})
     if (name == level_name(l)) return l;
   fail("log", "unknown log level '", name, "' (use debug, info, warn, error or off)");
 }

@@ -34,7 +34,7 @@ class LogLine {
 
 }  // namespace darkroom
 
-#define DR_LOG(level)                                                                  \
-  if (::darkroom::LogLevel::level < ::darkroom::log_level()) {                         \
-  } else                                                                               \
+#define DR_LOG(level)                                          \
+  if (::darkroom::LogLevel::level < ::darkroom::log_level()) { \
+  } else                                                       \
     ::darkroom::LogLine(::darkroom::LogLevel::level)

@@ -34,6 +34,8 @@ class Shape {
   std::vector<int64_t> dims_;
 };
 
-inline std::ostream& operator<<(std::ostream& os, const Shape& s) { return os << s.str(); }
+inline std::ostream& operator<<(std::ostream& os, const Shape& s) {
+  return os << s.str();
+}
 
 }  // namespace darkroom

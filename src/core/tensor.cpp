@@ -46,14 +46,17 @@ Tensor Tensor::from_floats(std::span<const float> values, const Shape& shape, DT
            " values do not fill shape ", shape);
   Tensor t = empty(shape, dtype);
   switch (dtype) {
-    case DType::F32: std::memcpy(t.raw(), values.data(), values.size() * 4); break;
+    case DType::F32:
+      std::memcpy(t.raw(), values.data(), values.size() * 4);
+      break;
     case DType::BF16:
       for (size_t i = 0; i < values.size(); ++i) t.data<bf16>()[i] = to_bf16(values[i]);
       break;
     case DType::F16:
       for (size_t i = 0; i < values.size(); ++i) t.data<f16>()[i] = to_f16(values[i]);
       break;
-    default: fail("tensor", "from_floats to ", dtype_name(dtype), " is not supported");
+    default:
+      fail("tensor", "from_floats to ", dtype_name(dtype), " is not supported");
   }
   return t;
 }
@@ -71,7 +74,8 @@ Tensor Tensor::reshape(const Shape& shape) const {
     }
   }
   if (infer >= 0) {
-    DR_CHECK(known > 0 && numel() % known == 0, "reshape", "cannot reshape ", shape_, " to ", shape);
+    DR_CHECK(known > 0 && numel() % known == 0, "reshape", "cannot reshape ", shape_, " to ",
+             shape);
     s[infer] = numel() / known;
   }
   DR_CHECK(s.numel() == numel(), "reshape", "cannot reshape ", shape_, " (", numel(),
@@ -98,18 +102,40 @@ std::vector<float> Tensor::to_floats() const {
   const void* p = raw();
   for (size_t i = 0; i < n; ++i) {
     switch (dtype_) {
-      case DType::F32: out[i] = static_cast<const float*>(p)[i]; break;
-      case DType::F16: out[i] = to_f32(static_cast<const f16*>(p)[i]); break;
-      case DType::BF16: out[i] = to_f32(static_cast<const bf16*>(p)[i]); break;
-      case DType::F8E4M3: out[i] = f8e4m3_to_f32(static_cast<const uint8_t*>(p)[i]); break;
-      case DType::F8E5M2: out[i] = f8e5m2_to_f32(static_cast<const uint8_t*>(p)[i]); break;
-      case DType::F64: out[i] = static_cast<float>(static_cast<const double*>(p)[i]); break;
-      case DType::I64: out[i] = static_cast<float>(static_cast<const int64_t*>(p)[i]); break;
-      case DType::I32: out[i] = static_cast<float>(static_cast<const int32_t*>(p)[i]); break;
-      case DType::I16: out[i] = static_cast<const int16_t*>(p)[i]; break;
-      case DType::I8: out[i] = static_cast<const int8_t*>(p)[i]; break;
+      case DType::F32:
+        out[i] = static_cast<const float*>(p)[i];
+        break;
+      case DType::F16:
+        out[i] = to_f32(static_cast<const f16*>(p)[i]);
+        break;
+      case DType::BF16:
+        out[i] = to_f32(static_cast<const bf16*>(p)[i]);
+        break;
+      case DType::F8E4M3:
+        out[i] = f8e4m3_to_f32(static_cast<const uint8_t*>(p)[i]);
+        break;
+      case DType::F8E5M2:
+        out[i] = f8e5m2_to_f32(static_cast<const uint8_t*>(p)[i]);
+        break;
+      case DType::F64:
+        out[i] = static_cast<float>(static_cast<const double*>(p)[i]);
+        break;
+      case DType::I64:
+        out[i] = static_cast<float>(static_cast<const int64_t*>(p)[i]);
+        break;
+      case DType::I32:
+        out[i] = static_cast<float>(static_cast<const int32_t*>(p)[i]);
+        break;
+      case DType::I16:
+        out[i] = static_cast<const int16_t*>(p)[i];
+        break;
+      case DType::I8:
+        out[i] = static_cast<const int8_t*>(p)[i];
+        break;
       case DType::U8:
-      case DType::Bool: out[i] = static_cast<const uint8_t*>(p)[i]; break;
+      case DType::Bool:
+        out[i] = static_cast<const uint8_t*>(p)[i];
+        break;
     }
   }
   return out;

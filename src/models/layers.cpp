@@ -4,7 +4,9 @@
 
 namespace darkroom::layers {
 namespace {
-std::string key(std::string_view name, const char* leaf) { return std::string(name) + leaf; }
+std::string key(std::string_view name, const char* leaf) {
+  return std::string(name) + leaf;
+}
 }  // namespace
 
 Linear Linear::load(const Weights& w, std::string_view name, int64_t in, int64_t out, bool bias) {

@@ -11,7 +11,7 @@ struct Weights::Source {
   std::shared_ptr<const SafetensorsFile> file;  // or
   std::map<std::string, Tensor, std::less<>> tensors;
   bool shapes_only = false;  // tensors are views of one zero buffer; never copied
-  std::string name;  // for messages: the file path or "in-memory weights"
+  std::string name;          // for messages: the file path or "in-memory weights"
   DeviceId device;
   DType dtype;
   mutable std::mutex mu;

@@ -78,7 +78,8 @@ void HttpServer::run() {
   acceptor.open(address.is_v6() ? tcp::v6() : tcp::v4());
   acceptor.set_option(boost::asio::socket_base::reuse_address(true));
   acceptor.bind({address, options_.port}, ec);
-  if (ec) fail("serve", "cannot listen on ", options_.listen, ":", options_.port, ": ", ec.message());
+  if (ec)
+    fail("serve", "cannot listen on ", options_.listen, ":", options_.port, ": ", ec.message());
   acceptor.listen();
   const auto port = acceptor.local_endpoint().port();
   std::printf("darkroom: listening on http://%s:%u\n", options_.listen.c_str(), port);

@@ -1,14 +1,18 @@
 #include "server/system_routes.h"
 
-#include <nlohmann/json.hpp>
 #include <sys/sysinfo.h>
+#include <nlohmann/json.hpp>
 
 namespace darkroom::server {
 
 void add_system_routes(HttpServer& server, std::vector<DeviceInfo> devices,
                        std::vector<std::string> argv) {
-  server.route("/healthz", [](const std::string&) { return HttpResponse{200, "text/plain", "ok\n"}; });
-  server.route("/readyz", [](const std::string&) { return HttpResponse{200, "text/plain", "ready\n"}; });
+  server.route("/healthz", [](const std::string&) {
+    return HttpResponse{200, "text/plain", "ok\n"};
+  });
+  server.route("/readyz", [](const std::string&) {
+    return HttpResponse{200, "text/plain", "ready\n"};
+  });
   // ComfyUI's /system_stats shape, so clients that read it keep working.
   server.route("/system_stats", [devices, argv](const std::string&) {
     struct sysinfo si {};

@@ -27,8 +27,8 @@ namespace {
 
 using dnnl::memory;
 
-constexpr int64_t kScoreBudget = int64_t{32} << 20;        // f32 scores per tile set
-constexpr int64_t kAccumulatorBudget = int64_t{8} << 20;   // f32 output accumulator
+constexpr int64_t kScoreBudget = int64_t{32} << 20;       // f32 scores per tile set
+constexpr int64_t kAccumulatorBudget = int64_t{8} << 20;  // f32 output accumulator
 
 struct TilePrims {
   dnnl::matmul qk, pv;
@@ -76,10 +76,10 @@ AttentionPlan plan_attention(int64_t heads, int64_t nq, int64_t nk, int64_t dv, 
   plan.k_block = std::min(plan.k_block, nk);
   const int64_t tile = heads * plan.q_block * plan.k_block;
   const int64_t rows = heads * plan.q_block;
-  plan.scratch_bytes = tile * 4                                      // S (f32)
-                       + (dtype == DType::F32 ? 0 : tile * 2)        // P in bf16
-                       + rows * dv * 4                               // O accumulator
-                       + rows * 2 * 4;                               // m, l
+  plan.scratch_bytes = tile * 4                                // S (f32)
+                       + (dtype == DType::F32 ? 0 : tile * 2)  // P in bf16
+                       + rows * dv * 4                         // O accumulator
+                       + rows * 2 * 4;                         // m, l
   return plan;
 }
 

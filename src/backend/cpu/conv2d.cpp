@@ -18,9 +18,9 @@ void conv2d(const Conv2dArgs& a) {
   if (n * ho * wo * o == 0) return;
   const bool has_bias = a.bias.defined();
   static onednn::LruCache<std::shared_ptr<onednn::WeightedPlan>> plans(512);
-  std::string key = onednn::dims_key({n, h, w, c, o, kh, kw, a.stride_h, a.stride_w, a.pad_h,
-                                      a.pad_w}) +
-                    std::string(dtype_name(a.x.dtype())) + (has_bias ? "b" : "");
+  std::string key =
+      onednn::dims_key({n, h, w, c, o, kh, kw, a.stride_h, a.stride_w, a.pad_h, a.pad_w}) +
+      std::string(dtype_name(a.x.dtype())) + (has_bias ? "b" : "");
   auto plan = plans.get_or_create(key, [&] {
     const auto t = onednn::to_dnnl(a.x.dtype());
     auto p = std::make_shared<onednn::WeightedPlan>();
@@ -30,12 +30,12 @@ void conv2d(const Conv2dArgs& a) {
     if (has_bias) p->bias = memory::desc({o}, t, tag::a);
     const memory::desc w_any({o, c, kh, kw}, t, tag::any);
     const memory::dims strides{a.stride_h, a.stride_w}, pad{a.pad_h, a.pad_w};
-    auto d = has_bias ? dnnl::convolution_forward::desc(
-                            dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                            p->src, w_any, p->bias, p->dst, strides, pad, pad)
-                      : dnnl::convolution_forward::desc(
-                            dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                            p->src, w_any, p->dst, strides, pad, pad);
+    auto d = has_bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                        dnnl::algorithm::convolution_direct, p->src,
+                                                        w_any, p->bias, p->dst, strides, pad, pad)
+                      : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                        dnnl::algorithm::convolution_direct, p->src,
+                                                        w_any, p->dst, strides, pad, pad);
     DR_DNNL_CHECK({
       dnnl::convolution_forward::primitive_desc pd(d, onednn::engine());
       p->weights_wanted = pd.weights_desc();

@@ -17,7 +17,8 @@ class CpuDevice final : public Device {
   DeviceId id() const override { return kCpu; }
   std::string description() const override {
     return "cpu: oneDNN " + version() + ", " + cpu::onednn::isa_name() +
-           (cpu::onednn::has_native_bf16() ? ", native bf16" : ", bf16 emulated (no AVX512-BF16/AMX)");
+           (cpu::onednn::has_native_bf16() ? ", native bf16"
+                                           : ", bf16 emulated (no AVX512-BF16/AMX)");
   }
   const OpTable& ops() const override { return kCpuOps; }
   DType compute_dtype() const override {

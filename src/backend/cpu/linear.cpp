@@ -37,7 +37,8 @@ void linear(const LinearArgs& a) {
                           "," + std::string(dtype_name(a.x.dtype())) + (has_bias ? ",b" : "");
   auto plan = plans.get_or_create(key, [&] {
     std::shared_ptr<onednn::WeightedPlan> p;
-    DR_DNNL_CHECK(p = std::make_shared<onednn::WeightedPlan>(make_plan(m, k, n, a.x.dtype(), has_bias)));
+    DR_DNNL_CHECK(
+        p = std::make_shared<onednn::WeightedPlan>(make_plan(m, k, n, a.x.dtype(), has_bias)));
     return p;
   });
   onednn::run_weighted(*plan, a.x, a.weight, a.bias, a.out);

@@ -44,9 +44,10 @@ void matmul(const MatmulArgs& args) {
                       dnnl::matmul::desc(p->a, p->b, p->out), onednn::engine())));
     return p;
   });
-  DR_DNNL_CHECK(plan->prim.execute(onednn::stream(), {{DNNL_ARG_SRC, onednn::wrap(plan->a, a)},
-                                                      {DNNL_ARG_WEIGHTS, onednn::wrap(plan->b, b)},
-                                                      {DNNL_ARG_DST, onednn::wrap(plan->out, args.out)}}));
+  DR_DNNL_CHECK(
+      plan->prim.execute(onednn::stream(), {{DNNL_ARG_SRC, onednn::wrap(plan->a, a)},
+                                            {DNNL_ARG_WEIGHTS, onednn::wrap(plan->b, b)},
+                                            {DNNL_ARG_DST, onednn::wrap(plan->out, args.out)}}));
   onednn::stream().wait();
 }
 

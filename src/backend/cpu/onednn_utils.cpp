@@ -14,13 +14,20 @@ dnnl::stream& stream() {
 
 dnnl::memory::data_type to_dnnl(DType t) {
   switch (t) {
-    case DType::F32: return dnnl::memory::data_type::f32;
-    case DType::F16: return dnnl::memory::data_type::f16;
-    case DType::BF16: return dnnl::memory::data_type::bf16;
-    case DType::I32: return dnnl::memory::data_type::s32;
-    case DType::I8: return dnnl::memory::data_type::s8;
-    case DType::U8: return dnnl::memory::data_type::u8;
-    default: fail("onednn", "dtype ", dtype_name(t), " has no oneDNN equivalent");
+    case DType::F32:
+      return dnnl::memory::data_type::f32;
+    case DType::F16:
+      return dnnl::memory::data_type::f16;
+    case DType::BF16:
+      return dnnl::memory::data_type::bf16;
+    case DType::I32:
+      return dnnl::memory::data_type::s32;
+    case DType::I8:
+      return dnnl::memory::data_type::s8;
+    case DType::U8:
+      return dnnl::memory::data_type::u8;
+    default:
+      fail("onednn", "dtype ", dtype_name(t), " has no oneDNN equivalent");
   }
 }
 
@@ -31,14 +38,22 @@ bool has_native_bf16() {
 
 std::string isa_name() {
   switch (dnnl::get_effective_cpu_isa()) {
-    case dnnl::cpu_isa::sse41: return "sse41";
-    case dnnl::cpu_isa::avx: return "avx";
-    case dnnl::cpu_isa::avx2: return "avx2";
-    case dnnl::cpu_isa::avx512_core: return "avx512_core";
-    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
-    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
-    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
-    default: return "other";
+    case dnnl::cpu_isa::sse41:
+      return "sse41";
+    case dnnl::cpu_isa::avx:
+      return "avx";
+    case dnnl::cpu_isa::avx2:
+      return "avx2";
+    case dnnl::cpu_isa::avx512_core:
+      return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni:
+      return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16:
+      return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx:
+      return "avx512_core_amx";
+    default:
+      return "other";
   }
 }
 

@@ -102,12 +102,12 @@ std::string dims_key(const dnnl::memory::dims& d);
 
 }  // namespace darkroom::cpu::onednn
 
-#define DR_DNNL_CHECK(call)                                                     \
-  do {                                                                          \
-    try {                                                                       \
-      call;                                                                     \
-    } catch (const dnnl::error& e) {                                            \
-      ::darkroom::fail("onednn", #call, " failed: ", e.what(), " (status ",    \
-                       static_cast<int>(e.status), ")");                        \
-    }                                                                           \
+#define DR_DNNL_CHECK(call)                                                 \
+  do {                                                                      \
+    try {                                                                   \
+      call;                                                                 \
+    } catch (const dnnl::error& e) {                                        \
+      ::darkroom::fail("onednn", #call, " failed: ", e.what(), " (status ", \
+                       static_cast<int>(e.status), ")");                    \
+    }                                                                       \
   } while (0)

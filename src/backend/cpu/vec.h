@@ -62,7 +62,8 @@ inline void store_f32(const float* src, DType t, void* dst, int64_t n) {
       for (int64_t i = 0; i < n; ++i) d[i] = static_cast<_Float16>(src[i]);
       return;
     }
-    default: DR_ASSERT(false, "store_f32 to ", dtype_name(t));
+    default:
+      DR_ASSERT(false, "store_f32 to ", dtype_name(t));
   }
 }
 

@@ -4,7 +4,9 @@
 
 namespace darkroom {
 
-bool cuda_backend_compiled() { return false; }
+bool cuda_backend_compiled() {
+  return false;
+}
 void init_cuda_backend() {}
 
 }  // namespace darkroom
