@@ -1,0 +1,167 @@
+#include "models/clip_text.h"
+
+#include <limits>
+#include <string>
+
+#include "backend/ops.h"
+
+namespace darkroom {
+namespace {
+
+const char* kOp = "clip text";
+
+std::string layer_prefix(int i) {
+  return "encoder.layers." + std::to_string(i) + ".";
+}
+
+// Row b's position of its largest id (the first one when it repeats, as torch.argmax).
+std::vector<int64_t> argmax_rows(const Tensor& ids) {
+  const int64_t b = ids.dim(0), t = ids.dim(1);
+  std::vector<int64_t> out(static_cast<size_t>(b));
+  for (int64_t r = 0; r < b; ++r) {
+    int64_t best = 0, best_id = std::numeric_limits<int64_t>::min();
+    for (int64_t j = 0; j < t; ++j) {
+      const int64_t id = ids.dtype() == DType::I32 ? ids.data<int32_t>()[r * t + j]
+                                                   : ids.data<int64_t>()[r * t + j];
+      if (id > best_id) best_id = id, best = j;
+    }
+    out[static_cast<size_t>(r)] = best;
+  }
+  return out;
+}
+
+}  // namespace
+
+ClipTextConfig ClipTextConfig::detect(const Weights& w, int heads, ClipActivation activation) {
+  DR_CHECK(w.has("final_layer_norm.weight") && w.has("embeddings.position_embedding.weight"), kOp,
+           "no CLIP text model under '", w.prefix(),
+           "' (final_layer_norm.weight or embeddings.position_embedding.weight is missing)");
+  ClipTextConfig c;
+  // Only small tensors are read here (Weights has no shape query); all are loaded anyway.
+  c.width = w.get("final_layer_norm.bias").dim(0);
+  c.positions = w.get("embeddings.position_embedding.weight").dim(0);
+  c.layers = 0;
+  while (w.has(layer_prefix(c.layers) + "layer_norm1.weight")) ++c.layers;
+  DR_CHECK(c.layers > 0, kOp, "no encoder.layers.0 under '", w.prefix(), "'");
+  c.mlp_width = w.get(layer_prefix(0) + "mlp.fc1.bias").dim(0);
+  DR_CHECK(heads > 0 || c.width % 64 == 0, kOp, "width ", c.width,
+           " is not a multiple of 64; pass the head count");
+  c.heads = heads > 0 ? heads : static_cast<int>(c.width / 64);
+  DR_CHECK(c.width % c.heads == 0, kOp, "width ", c.width, " does not split into ", c.heads,
+           " heads");
+  c.activation = activation;
+  return c;
+}
+
+ClipTextEncoder ClipTextEncoder::load(const Weights& w, const ClipTextConfig& config) {
+  const int64_t c = config.width, m = config.mlp_width;
+  ClipTextEncoder e;
+  e.config_ = config;
+  e.device_ = w.device();
+  e.token_embedding_ = w.get("embeddings.token_embedding.weight");
+  DR_CHECK(e.token_embedding_.ndim() == 2 && e.token_embedding_.dim(1) == c, kOp,
+           "embeddings.token_embedding.weight has shape ", e.token_embedding_.shape(),
+           ", expected [vocab, ", c, "]");
+  e.position_embedding_ = w.get("embeddings.position_embedding.weight", {config.positions, c});
+  for (int i = 0; i < config.layers; ++i) {
+    const Weights l = w.sub(layer_prefix(i));
+    e.layers_.push_back({
+        layers::LayerNorm::load(l, "layer_norm1", c, config.eps),
+        layers::LayerNorm::load(l, "layer_norm2", c, config.eps),
+        layers::Linear::load(l, "self_attn.q_proj", c, c),
+        layers::Linear::load(l, "self_attn.k_proj", c, c),
+        layers::Linear::load(l, "self_attn.v_proj", c, c),
+        layers::Linear::load(l, "self_attn.out_proj", c, c),
+        layers::Linear::load(l, "mlp.fc1", c, m),
+        layers::Linear::load(l, "mlp.fc2", m, c),
+    });
+  }
+  e.final_norm_ = layers::LayerNorm::load(w, "final_layer_norm", c, config.eps);
+  return e;
+}
+
+Tensor ClipTextEncoder::embed(const Tensor& ids) const {
+  DR_CHECK(ids.defined() && ids.ndim() == 2, kOp, "ids must be [batch, tokens]");
+  DR_CHECK(ids.dtype() == DType::I32 || ids.dtype() == DType::I64, kOp,
+           "ids must be i32 or i64, got ", dtype_name(ids.dtype()));
+  DR_CHECK(ids.device() == kCpu, kOp, "ids must be on the CPU");
+  const int64_t t = ids.dim(1);
+  DR_CHECK(t >= 1 && t <= config_.positions, kOp, ids.dim(1), " tokens; the model takes 1 to ",
+           config_.positions);
+  const int64_t vocab = vocab_size();
+  const std::vector<float> values = ids.to_floats();  // exact: ids < 2^24
+  for (float id : values)
+    DR_CHECK(id >= 0 && id < static_cast<float>(vocab), kOp, "token id ", id,
+             " is outside the vocabulary of ", vocab);
+  // x [B, T, C] = token_embedding[ids] + position_embedding[0:T]
+  const Tensor tok = ops::embedding(ops::to_device(ids, device_), token_embedding_);
+  return ops::add(tok, position_embedding_.narrow0(0, t));
+}
+
+Tensor ClipTextEncoder::causal_mask(int64_t tokens) const {
+  // Token i sees tokens 0..i: -inf above the diagonal.
+  std::vector<float> m(static_cast<size_t>(tokens * tokens), 0.0f);
+  for (int64_t i = 0; i < tokens; ++i)
+    for (int64_t j = i + 1; j < tokens; ++j)
+      m[static_cast<size_t>(i * tokens + j)] = -std::numeric_limits<float>::infinity();
+  return ops::to_device(Tensor::from_floats(m, {tokens, tokens}), device_);
+}
+
+Tensor ClipTextEncoder::run_layer(const Layer& l, const Tensor& x, const Tensor& mask) const {
+  // x [B, T, C]
+  const Tensor h = l.norm1(x);
+  const Tensor a = ops::attention(l.q(h), l.k(h), l.v(h), config_.heads, mask);  // [B, T, C]
+  const Tensor x1 = ops::add(x, l.out(a));
+  Tensor f = l.fc1(l.norm2(x1));  // [B, T, M]
+  f = config_.activation == ClipActivation::QuickGelu ? ops::quick_gelu(f) : ops::gelu(f);
+  return ops::add(x1, l.fc2(f));  // [B, T, C]
+}
+
+Tensor ClipTextEncoder::pool(const Tensor& normed, const Tensor& ids) const {
+  // normed [B, T, C] → rows at each sequence's end token → [B, C]
+  const std::vector<int64_t> eos = argmax_rows(ids);
+  std::vector<Tensor> rows;
+  for (int64_t b = 0; b < normed.dim(0); ++b) {
+    const int64_t e = eos[static_cast<size_t>(b)];
+    rows.push_back(ops::slice(normed.narrow0(b, b + 1), 1, e, e + 1).reshape({1, -1}));
+  }
+  return rows.size() == 1 ? rows[0] : ops::concat(rows, 0);
+}
+
+ClipTextOutput ClipTextEncoder::encode(const Tensor& ids, const ClipEncodeOptions& o) const {
+  DR_CHECK(o.clip_skip >= 1, kOp, "clip_skip must be at least 1 (1 = last layer), got ",
+           o.clip_skip);
+  // ComfyUI: a layer index beyond the model means the last layer.
+  const int chosen =
+      o.clip_skip > config_.layers ? config_.layers - 1 : config_.layers - o.clip_skip;
+  const int run = o.pooled ? config_.layers : chosen + 1;
+
+  Tensor x = embed(ids);  // [B, T, C]
+  const Tensor mask = causal_mask(ids.dim(1));
+  ClipTextOutput out;
+  for (int i = 0; i < run; ++i) {
+    x = run_layer(layers_[static_cast<size_t>(i)], x, mask);
+    if (i == chosen) out.hidden = o.norm_hidden ? final_norm_(x) : x;
+  }
+  if (o.pooled) {
+    // When the chosen layer is the last and already normed, the norm is shared.
+    const Tensor last = chosen == config_.layers - 1 && o.norm_hidden ? out.hidden : final_norm_(x);
+    out.pooled = pool(last, ids);
+  }
+  return out;
+}
+
+Weights clip_text_weights_from_hf(const std::shared_ptr<const SafetensorsFile>& file,
+                                  DeviceId device, DType dtype) {
+  const bool nested = file->find("text_model.final_layer_norm.weight") != nullptr;
+  return Weights::from_file(file, nested ? "text_model." : "", device, dtype);
+}
+
+std::vector<Tensor> ClipTextEncoder::hidden_states(const Tensor& ids) const {
+  std::vector<Tensor> states{embed(ids)};
+  const Tensor mask = causal_mask(ids.dim(1));
+  for (const Layer& l : layers_) states.push_back(run_layer(l, states.back(), mask));
+  return states;
+}
+
+}  // namespace darkroom

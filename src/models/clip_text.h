@@ -1,0 +1,112 @@
+// CLIP's text transformer (Hugging Face CLIPTextModel naming, which SD 1.x single-file
+// checkpoints keep under "cond_stage_model.transformer.text_model." and diffusers folders
+// under "text_model." in text_encoder/model.safetensors):
+//
+//   embeddings.token_embedding [V, C] + embeddings.position_embedding [P, C]
+//   encoder.layers.N: x += out_proj(attn(q_proj, k_proj, v_proj of layer_norm1(x)))   causal
+//                     x += mlp.fc2(act(mlp.fc1(layer_norm2(x))))
+//   final_layer_norm
+//
+// Activations are token-major [B, T, C]; the heads split the channel dimension, so the
+// attention needs no permutes. Every layer norm uses eps 1e-5.
+//
+// Which output a sampler gets follows ComfyUI (comfy/sd1_clip.py, comfy/clip_model.py):
+// CLIPSetLastLayer's -k is clip_skip = k here, and the hidden state is the output of layer
+// L - k (1 = the last layer), with final_layer_norm applied (SD 1.x's
+// layer_norm_hidden_state); a clip_skip beyond the layer count means the last layer, as
+// in ComfyUI. The pooled output is final_layer_norm(last layer) at the first position of
+// each row's largest token id (the end token, which CLIP's vocabulary puts last).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "io/safetensors.h"
+#include "models/layers.h"
+#include "models/weights.h"
+
+namespace darkroom {
+
+// OpenAI's CLIP (CLIP-L of SD 1.x, SDXL) uses x·sigmoid(1.702x); OpenCLIP models (CLIP-G
+// of SDXL, SD 2's ViT-H) use the erf GELU.
+enum class ClipActivation { QuickGelu, Gelu };
+
+struct ClipTextConfig {
+  int64_t width = 768;       // C
+  int layers = 12;           // L
+  int heads = 12;            // C / 64 for every released CLIP
+  int64_t mlp_width = 3072;  // 4C
+  int64_t positions = 77;    // P: the most tokens a sequence may have
+  ClipActivation activation = ClipActivation::QuickGelu;
+  float eps = 1e-5f;
+
+  // Width, layer count, MLP width and positions from the tensors under `w`'s prefix (the
+  // "...text_model." level). The head count and activation are not in the shapes:
+  // heads = 0 means width / 64 (every released CLIP); tiny test models pass theirs.
+  static ClipTextConfig detect(const Weights& w, int heads = 0,
+                               ClipActivation activation = ClipActivation::QuickGelu);
+};
+
+struct ClipTextOutput {
+  Tensor hidden;  // [B, T, C]: the layer chosen by clip_skip (see the top of this file)
+  Tensor pooled;  // [B, C], or undefined when not asked for
+};
+
+struct ClipEncodeOptions {
+  int clip_skip = 1;  // 1 = last layer, 2 = penultimate, ... (ComfyUI's -1, -2, ...)
+  // final_layer_norm on the chosen layer: ComfyUI's layer_norm_hidden_state (true for SD
+  // 1.x's CLIP-L; SDXL's CLIP-G uses its penultimate layer without it).
+  bool norm_hidden = true;
+  // The pooled output needs the last layer; without it the layers after the chosen one
+  // are skipped.
+  bool pooled = true;
+};
+
+class ClipTextEncoder {
+ public:
+  // `w` holds the tensors under the "...text_model." level. Reads the token table's
+  // vocabulary size from the file; every other shape is checked against `config`.
+  static ClipTextEncoder load(const Weights& w, const ClipTextConfig& config);
+
+  // ids [B, T] i32 or i64 on the CPU, T ≤ positions.
+  ClipTextOutput encode(const Tensor& ids, const ClipEncodeOptions& options) const;
+  ClipTextOutput encode(const Tensor& ids, int clip_skip) const {
+    return encode(ids, ClipEncodeOptions{clip_skip, true, true});
+  }
+
+  // Hugging Face's output_hidden_states: [0] the embeddings, [i] the output of layer i
+  // (1 ≤ i ≤ L), each [B, T, C] without final_layer_norm. For tests and tools.
+  std::vector<Tensor> hidden_states(const Tensor& ids) const;
+  // final_layer_norm of x [B, T, C].
+  Tensor final_norm(const Tensor& x) const { return final_norm_(x); }
+
+  const ClipTextConfig& config() const { return config_; }
+  int64_t vocab_size() const { return token_embedding_.dim(0); }
+
+ private:
+  struct Layer {
+    layers::LayerNorm norm1, norm2;
+    layers::Linear q, k, v, out, fc1, fc2;
+  };
+
+  Tensor embed(const Tensor& ids) const;  // [B, T] → [B, T, C]
+  Tensor run_layer(const Layer& l, const Tensor& x, const Tensor& mask) const;
+  Tensor causal_mask(int64_t tokens) const;                    // f32 [T, T] on the device
+  Tensor pool(const Tensor& normed, const Tensor& ids) const;  // [B, T, C] → [B, C]
+
+  ClipTextConfig config_;
+  DeviceId device_;
+  Tensor token_embedding_, position_embedding_;
+  std::vector<Layer> layers_;
+  layers::LayerNorm final_norm_;
+};
+
+// The text model of a Hugging Face CLIPTextModel file (a diffusers folder's
+// text_encoder/model.safetensors) as Weights at the "text_model." level: transformers 4.x
+// (which wrote SD 1.5's published folders) names the tensors "text_model.*", 5.x drops the
+// prefix; either loads.
+Weights clip_text_weights_from_hf(const std::shared_ptr<const SafetensorsFile>& file,
+                                  DeviceId device, DType dtype);
+
+}  // namespace darkroom

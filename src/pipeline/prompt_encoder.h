@@ -1,0 +1,25 @@
+// Prompt text → cross-attention context, as ComfyUI's CLIPTextEncode does it for SD 1.x
+// (comfy/sd1_clip.py): the prompt is weighted and cut into 77-token chunks
+// (text/prompt_weights.h), every chunk goes through CLIP in one batch, and a token of
+// weight w ≠ 1 becomes z_empty + (z - z_empty)·w, where z_empty is CLIP's output for the
+// empty prompt at the same position (ClipTokenWeightEncoder.encode_token_weights). The
+// chunks are concatenated along the tokens: [1, 77·chunks, C].
+#pragma once
+
+#include <string_view>
+
+#include "core/tensor.h"
+#include "models/clip_text.h"
+#include "text/clip_tokenizer.h"
+
+namespace darkroom::pipeline {
+
+// CPU f32 [1, 77·chunks, C].
+Tensor encode_prompt(const text::ClipTokenizer& tokenizer, const ClipTextEncoder& clip,
+                     std::string_view prompt, int clip_skip = 1);
+
+// Repeats `context` [B, T, C] along the tokens to `tokens` (a multiple of T): how ComfyUI
+// batches a cond and an uncond of different lengths (CONDCrossAttn.concat, to the lcm).
+Tensor repeat_tokens(const Tensor& context, int64_t tokens);
+
+}  // namespace darkroom::pipeline
