@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the safetensors fuzzer with clang and runs it for N seconds (default 30).
+# Builds the fuzzers with clang and runs each for N seconds (default 30): safetensors,
+# then the .ckpt reader (pickle VM and torch.save archive, seeded with tests/data/ckpt).
 #   fuzz/run.sh [seconds]        BUILD_DIR=... to build elsewhere (default build-fuzz)
 # New inputs go to a scratch corpus, never into the committed seeds; a crash leaves its
 # input in $BUILD_DIR/fuzz-artifacts/ and makes this script fail.
@@ -12,7 +13,7 @@ build="${BUILD_DIR:-$root/build-fuzz}"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
   -DDARKROOM_FUZZ=ON -DDARKROOM_TESTS=OFF -DDARKROOM_CUDA=OFF >/dev/null
-ninja -C "$build" fuzz_safetensors
+ninja -C "$build" fuzz_safetensors fuzz_pickle
 
 scratch="$build/fuzz-corpus/safetensors"
 artifacts="$build/fuzz-artifacts/"
@@ -21,3 +22,9 @@ mkdir -p "$scratch" "$artifacts"
   -max_total_time="$seconds" -print_final_stats=1 \
   -dict="$root/fuzz/safetensors.dict" -artifact_prefix="$artifacts" \
   "$scratch" "$root/fuzz/corpus/safetensors"
+
+pickle_scratch="$build/fuzz-corpus/pickle"
+mkdir -p "$pickle_scratch"
+"$build/fuzz/fuzz_pickle" \
+  -max_total_time="$seconds" -print_final_stats=1 -artifact_prefix="$artifacts" \
+  "$pickle_scratch" "$root/tests/data/ckpt"
