@@ -99,6 +99,14 @@ write_summary() {
       grep -E "tests passed|tests failed|\*\*\*Failed|\(Failed\)|Timeout" "$OUT/ctest.log" | head -n 40 || true
       echo
     fi
+    if [[ -s "$OUT/bench_unet.json" ]]; then
+      echo "## bench_unet (SD 1.5 UNet, batch 2)"
+      echo
+      echo '```'
+      cat "$OUT/bench_unet.json"
+      echo '```'
+      echo
+    fi
     for f in bench_cuda_ops bench_torch_ops; do
       if [[ -s "$OUT/$f.json" ]]; then
         echo "## $f"
@@ -160,6 +168,10 @@ export LD_LIBRARY_PATH="$LIBDIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 # does not get them through an imported CMake target.
 export CPATH="$PREFIX/usr/include${CPATH:+:$CPATH}"
 export LIBRARY_PATH="$LIBDIR${LIBRARY_PATH:+:$LIBRARY_PATH}"
+# pkg-config (minizip) reads only the prefix's .pc files, and their /usr paths are
+# rewritten into the prefix.
+export PKG_CONFIG_LIBDIR="$LIBDIR/pkgconfig:$PREFIX/usr/share/pkgconfig"
+export PKG_CONFIG_SYSROOT_DIR="$PREFIX"
 
 # dnnl's CMake config wants OpenCL headers (its GPU runtime is OpenCL, unused here):
 # the system's or the CUDA toolkit's CL/cl.h, else a stub that only names a version.
@@ -230,6 +242,15 @@ run_step cuda_tests 300 "$BUILD_DIR/tests/darkroom_cuda_tests" --gtest_output="j
 [[ -s "$OUT/cuda_tests.json" ]] && record cuda_tests-counts info "$(gtest_counts "$OUT/cuda_tests.json" | cut -c1-200)"
 run_step bench_cuda_ops_run 180 bash -c "'$DR' bench cuda-ops --json > '$OUT/bench_cuda_ops.json'"
 run_step bench_torch_ops_run 180 bash -c "'$PY' '$ROOT/tools/bench_torch_ops.py' > '$OUT/bench_torch_ops.json'"
+# Full-size SD 1.5 UNet step (batch 2 = cond + uncond) on the GPU, bf16 and f16, and
+# diffusers' eager UNet at the same shapes (its wheel is carried in .whl/: not in the
+# machine's image).
+run_step bench_unet_run 240 bash -c "'$DR' bench unet --device cuda --dtype bf16 --iters 20 --json >> '$OUT/bench_unet.json' && '$DR' bench unet --device cuda --dtype f16 --iters 20 --json >> '$OUT/bench_unet.json'"
+if compgen -G "$ROOT/.whl/*.whl" >/dev/null; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$ROOT"/.whl/*.whl \
+    >"$OUT/pip.log" 2>&1 || true
+fi
+run_step bench_torch_unet_run 240 env PYTHONPATH=/tmp/site bash -c "'$PY' '$ROOT/tools/bench_torch_unet.py' --dtype bf16 >> '$OUT/bench_unet.json' && '$PY' '$ROOT/tools/bench_torch_unet.py' --dtype f16 >> '$OUT/bench_unet.json'"
 run_step ctest 150 ctest --test-dir "$BUILD_DIR" -j "$JOBS" --timeout 100 --output-on-failure
 # CPU kernels vs oneDNN on the GPU machine's CPU; JSON lines, flushed per case, so a
 # timeout still leaves the finished cases (and is reported, not counted as a failure).

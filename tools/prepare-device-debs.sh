@@ -11,5 +11,6 @@ apt-get download \
   libdnnl-dev libdnnl2 ocl-icd-libopencl1 libgomp1 \
   libgtest-dev googletest \
   nlohmann-json3-dev libboost1.74-dev \
-  libicu-dev libicu72 icu-devtools zlib1g-dev
+  libicu-dev libicu72 icu-devtools zlib1g-dev \
+  libminizip-dev libminizip1 libpng-dev libpng16-16 zlib1g
 ls -la
