@@ -118,11 +118,14 @@ TEST_P(Dense, Conv2dKernelsStridesPadding) {
     int stride, pad;
     bool bias;
   };
-  for (const Case& c : {Case{{2, 9, 7, 16}, 24, 3, 1, 1, true},    // 3×3 same, odd sizes, batch 2
-                        Case{{1, 8, 8, 32}, 16, 1, 1, 0, true},    // 1×1
-                        Case{{1, 9, 9, 8}, 8, 3, 2, 1, false},     // strided downsample
-                        Case{{1, 1, 1, 4}, 5, 1, 1, 0, true},      // 1×1 spatial
-                        Case{{2, 6, 10, 3}, 7, 3, 1, 0, true}}) {  // valid padding, 3 channels in
+  for (const Case& c :
+       {Case{{2, 9, 7, 16}, 24, 3, 1, 1, true},  // 3×3 same, odd sizes, batch 2
+        Case{{1, 8, 8, 32}, 16, 1, 1, 0, true},  // 1×1
+        Case{{1, 9, 9, 8}, 8, 3, 2, 1, false},   // strided downsample
+        Case{{1, 1, 1, 4}, 5, 1, 1, 0, true},    // 1×1 spatial
+        Case{{2, 6, 10, 3}, 7, 3, 1, 0, true},   // valid padding, 3 channels in
+        // Few input channels, as a VAE's conv_in (z = 4; RGB = 3).
+        Case{{1, 8, 8, 4}, 32, 3, 1, 1, true}, Case{{1, 16, 16, 3}, 16, 3, 1, 1, true}}) {
     Tensor x = random_tensor(c.x, dt, 6),
            w = random_tensor({c.o, c.x[3], c.k, c.k}, dt, 7, -0.3f, 0.3f);
     Tensor b = c.bias ? random_tensor({c.o}, dt, 8) : Tensor();

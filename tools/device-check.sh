@@ -15,7 +15,7 @@
 #   JOBS                build parallelism (default: nproc)
 #   BUILD_DIR           build directory (default /tmp/dr-device-build)
 #   CUDA_ARCHS          DARKROOM_CUDA_ARCHS (default 90)
-#   STOP_AFTER=configure  stop after configuring (a quick test of steps (a)-(b))
+#   STOP_AFTER=configure|build  stop after configuring or building (for ad-hoc runs)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -226,6 +226,7 @@ if [[ "${STOP_AFTER:-}" == "configure" ]]; then exit 0; fi
 run_step build 420 "${BUILD[@]}"
 if [[ $FAILED -ne 0 ]]; then exit 1; fi
 DR="$BUILD_DIR/darkroom"
+if [[ "${STOP_AFTER:-}" == "build" ]]; then exit 0; fi
 
 # ---- (c) run ----
 if [[ "$DRY" == "1" ]]; then
