@@ -11,17 +11,6 @@ namespace {
 using dnnl::memory;
 using tag = memory::format_tag;
 
-// oneDNN 2.6.3's older "jit:avx512_core_amx*" convolution (chosen on AMX CPUs for
-// layers with few channels, e.g. a VAE's conv_in) gave wrong bf16 results in our VAE
-// test on a Sapphire Rapids host: error 0.38 on outputs of magnitude ~1, while capping
-// oneDNN at avx512_core_bf16 (DNNL_MAX_CPU_ISA) made the same test pass. The brgemm
-// implementations ("brgconv:...") were not affected. Take the next implementation
-// oneDNN offers instead of that one.
-void skip_faulty_amx_jit(dnnl::convolution_forward::primitive_desc& pd) {
-  while (std::string(pd.impl_info_str()).rfind("jit:avx512_core_amx", 0) == 0)
-    if (!pd.next_impl()) break;
-}
-
 }  // namespace
 
 void conv2d(const Conv2dArgs& a) {
@@ -51,7 +40,6 @@ void conv2d(const Conv2dArgs& a) {
                                                         w_any, p->dst, strides, pad, pad);
     DR_DNNL_CHECK({
       dnnl::convolution_forward::primitive_desc pd(d, onednn::engine());
-      skip_faulty_amx_jit(pd);
       p->weights_wanted = pd.weights_desc();
       p->prim = dnnl::convolution_forward(pd);
     });
