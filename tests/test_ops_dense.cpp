@@ -193,8 +193,11 @@ TEST_P(Dense, AttentionHeadSizes) {
   };
   // Head sizes of SD 1.5 (40), SDXL (64) and FLUX (128); cross-attention with 77 keys;
   // token counts that are not multiples of the tile sizes.
-  for (const Case& c : {Case{2, 300, 77, 2, 40}, Case{1, 257, 1100, 2, 64}, Case{2, 33, 33, 1, 128},
-                        Case{1, 1, 1, 3, 8}, Case{1, 1100, 300, 1, 16}}) {  // last: 2 query tiles
+  for (const Case& c :
+       {Case{2, 300, 77, 2, 40}, Case{1, 257, 1100, 2, 64}, Case{2, 33, 33, 1, 128},
+        Case{1, 1, 1, 3, 8}, Case{1, 1100, 300, 1, 16},
+        // One head over a feature map's tokens, as a VAE's mid attention.
+        Case{1, 64, 64, 1, 32}, Case{1, 256, 256, 1, 512}}) {  // last: 2 query tiles
     Tensor q = random_tensor({c.b, c.nq, c.heads * c.d}, dt, 10, -2, 2);
     Tensor k = random_tensor({c.b, c.nk, c.heads * c.d}, dt, 11, -2, 2);
     Tensor v = random_tensor({c.b, c.nk, c.heads * c.d}, dt, 12);
