@@ -1,0 +1,39 @@
+#!/usr/bin/env python3
+"""Regenerates every committed test fixture from the reference implementations.
+
+The C++ tests read only the committed files under tests/data/, so CI needs no PyTorch;
+this script is how they were made. Each generator below is its own file and documents
+its oracle; this driver runs them in order (or the ones named on the command line).
+
+Needs, from PyPI: torch, diffusers, transformers (<5 for the tokenizer fixture, see
+make_tokenizer_fixtures.py), safetensors, numpy, scipy, torchsde, torchdiffeq, tqdm,
+regex, and `k-diffusion==0.1.1.post1` installed with --no-deps.
+
+    python3 tools/make_fixtures.py                 # all
+    python3 tools/make_fixtures.py unet clip_vae   # some
+"""
+import subprocess
+import sys
+from pathlib import Path
+
+TOOLS = Path(__file__).resolve().parent
+GENERATORS = {
+    "safetensors": TOOLS / "make_safetensors_reference.py",  # official safetensors writer
+    "sampling": TOOLS / "make_sampling_fixtures.py",  # torch RNG, k-diffusion, torchsde
+    "tokenizer": TOOLS / "make_tokenizer_fixtures.py",  # transformers' CLIPTokenizer
+    "unet": TOOLS / "fixtures" / "unet.py",  # diffusers UNet2DConditionModel
+    "clip_vae": TOOLS / "fixtures" / "clip_vae.py",  # transformers CLIP, diffusers VAE
+    "ckpt": TOOLS / "make_ckpt_fixtures.py",  # torch.save checkpoints, hostile pickles
+}
+
+
+def main(names):
+    for name in names or GENERATORS:
+        if name not in GENERATORS:
+            sys.exit(f"unknown fixture set '{name}' (known: {', '.join(GENERATORS)})")
+        print(f"== {name}: {GENERATORS[name].relative_to(TOOLS.parent)}", flush=True)
+        subprocess.run([sys.executable, str(GENERATORS[name])], check=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
