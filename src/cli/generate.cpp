@@ -34,6 +34,7 @@ constexpr const char* kUsage =
     "  --seed N            noise seed (0)\n"
     "  --width N --height N  image size, multiples of 64 (512)\n"
     "  --batch N           images per run (1)\n"
+    "  --clip-skip N       use the CLIP layer N from the end, as CLIPSetLastLayer -N (1)\n"
     "  --out DIR           output folder (.)\n"
     "  --prefix NAME       file name prefix (darkroom)\n"
     "  --clip-data DIR     CLIP vocabulary folder (sd1_tokenizer/ or "
@@ -154,6 +155,9 @@ int run_generate(const std::vector<std::string>& args) {
       p.height = parse_int(a, value());
     } else if (a == "--batch") {
       p.batch = parse_int(a, value());
+    } else if (a == "--clip-skip") {
+      p.clip_skip = parse_int(a, value());
+      DR_CHECK(p.clip_skip >= 1, "generate", "--clip-skip must be at least 1 (1 = last layer)");
     } else if (a == "--out") {
       out_dir = value();
     } else if (a == "--prefix") {
