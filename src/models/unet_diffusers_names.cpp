@@ -5,29 +5,12 @@
 #include <set>
 #include <string_view>
 
+#include "models/key_names.h"
+
 namespace darkroom {
 namespace {
 
 const char* kOp = "unet";
-
-std::vector<std::string_view> split(std::string_view s) {
-  std::vector<std::string_view> parts;
-  size_t start = 0;
-  for (size_t dot; (dot = s.find('.', start)) != std::string_view::npos; start = dot + 1)
-    parts.push_back(s.substr(start, dot - start));
-  parts.push_back(s.substr(start));
-  return parts;
-}
-
-// Parts [from, end) joined with dots.
-std::string join(const std::vector<std::string_view>& parts, size_t from) {
-  std::string out;
-  for (size_t i = from; i < parts.size(); ++i) {
-    if (i > from) out += '.';
-    out += parts[i];
-  }
-  return out;
-}
 
 // A decimal index, or -1.
 int index_of(std::string_view s) {
@@ -37,7 +20,7 @@ int index_of(std::string_view s) {
 }
 
 // What follows "resnets.J." in diffusers, as ldm names it inside a ResBlock.
-std::string resnet_leaf(std::string_view name, const std::vector<std::string_view>& p, size_t at) {
+std::string resnet_leaf(std::string_view name, const std::vector<std::string>& p, size_t at) {
   static const std::pair<std::string_view, std::string_view> kRenames[] = {
       {"norm1", "in_layers.0"},  {"conv1", "in_layers.2"},  {"time_emb_proj", "emb_layers.1"},
       {"norm2", "out_layers.0"}, {"conv2", "out_layers.3"}, {"conv_shortcut", "skip_connection"},
@@ -58,7 +41,7 @@ Layout layout_of(const std::vector<std::string>& names) {
   Layout l;
   int down_resnets = 0, up_resnets = 0;
   for (const std::string& n : names) {
-    const auto p = split(n);
+    const auto p = split_key(n);
     if (p.size() < 4) continue;
     const int block = index_of(p[1]), j = index_of(p[3]);
     if (p[0] == "down_blocks" && block == 0 && p[2] == "resnets")
@@ -76,7 +59,7 @@ Layout layout_of(const std::vector<std::string>& names) {
 }
 
 std::string ldm_name(const std::string& name, const Layout& l) {
-  const auto p = split(name);
+  const auto p = split_key(name);
   const std::string_view head = p[0];
   auto numbered = [](const char* list, int i, int j) {
     return std::string(list) + "." + std::to_string(i) + "." + std::to_string(j) + ".";
@@ -99,7 +82,7 @@ std::string ldm_name(const std::string& name, const Layout& l) {
     const int j = index_of(p[2]);
     if (p[1] == "resnets" && (j == 0 || j == 1))
       return "middle_block." + std::to_string(2 * j) + "." + resnet_leaf(name, p, 3);
-    if (p[1] == "attentions" && j == 0) return "middle_block.1." + join(p, 3);
+    if (p[1] == "attentions" && j == 0) return "middle_block.1." + join_key(p, 3);
     return bad();
   }
   if ((head == "down_blocks" || head == "up_blocks") && p.size() >= 5) {
@@ -110,7 +93,7 @@ std::string ldm_name(const std::string& name, const Layout& l) {
       if (kind == "resnets" && j + 1 < l.down_stride)
         return numbered("input_blocks", 1 + i * l.down_stride + j, 0) + resnet_leaf(name, p, 4);
       if (kind == "attentions" && j + 1 < l.down_stride)
-        return numbered("input_blocks", 1 + i * l.down_stride + j, 1) + join(p, 4);
+        return numbered("input_blocks", 1 + i * l.down_stride + j, 1) + join_key(p, 4);
       if (kind == "downsamplers" && j == 0 && p[4] == "conv" && p.size() == 6)
         return numbered("input_blocks", (i + 1) * l.down_stride, 0) + "op." + std::string(p[5]);
       return bad();
@@ -118,7 +101,7 @@ std::string ldm_name(const std::string& name, const Layout& l) {
     if (kind == "resnets" && j < l.up_stride)
       return numbered("output_blocks", i * l.up_stride + j, 0) + resnet_leaf(name, p, 4);
     if (kind == "attentions" && j < l.up_stride)
-      return numbered("output_blocks", i * l.up_stride + j, 1) + join(p, 4);
+      return numbered("output_blocks", i * l.up_stride + j, 1) + join_key(p, 4);
     if (kind == "upsamplers" && j == 0 && p[4] == "conv" && p.size() == 6)
       return numbered("output_blocks", i * l.up_stride + l.up_stride - 1,
                       l.up_with_attn.count(i) ? 2 : 1) +

@@ -4,25 +4,12 @@
 #include <charconv>
 #include <string_view>
 
+#include "models/key_names.h"
+
 namespace darkroom {
 namespace {
 
 const char* kOp = "vae";
-
-std::vector<std::string> split(std::string_view name) {
-  std::vector<std::string> parts;
-  size_t start = 0;
-  for (size_t dot; (dot = name.find('.', start)) != std::string_view::npos; start = dot + 1)
-    parts.emplace_back(name.substr(start, dot - start));
-  parts.emplace_back(name.substr(start));
-  return parts;
-}
-
-std::string join(const std::vector<std::string>& parts, size_t from) {
-  std::string out;
-  for (size_t i = from; i < parts.size(); ++i) out += (i == from ? "" : ".") + parts[i];
-  return out;
-}
 
 // parts[i] as a block index, or -1.
 int index_at(const std::vector<std::string>& parts, size_t i) {
@@ -44,7 +31,7 @@ std::string resnet_rest(const std::string& name, const std::vector<std::string>&
   const std::string& layer = parts[from];
   if (layer == "conv_shortcut") return "nin_shortcut." + parts[from + 1];
   if (layer == "norm1" || layer == "norm2" || layer == "conv1" || layer == "conv2")
-    return join(parts, from);
+    return join_key(parts, from);
   unknown(name);
 }
 
@@ -67,7 +54,7 @@ std::string attention_rest(const std::string& name, const std::vector<std::strin
 std::string side_name(const std::string& name, const std::vector<std::string>& parts, int n_up) {
   const std::string side = parts[0] + ".";
   const std::string& what = parts.size() > 1 ? parts[1] : std::string();
-  if ((what == "conv_in" || what == "conv_out") && parts.size() == 3) return join(parts, 0);
+  if ((what == "conv_in" || what == "conv_out") && parts.size() == 3) return join_key(parts, 0);
   if (what == "conv_norm_out" && parts.size() == 3) return side + "norm_out." + parts[2];
   if (what == "mid_block") {
     const int j = index_at(parts, 3);
@@ -98,13 +85,13 @@ std::map<std::string, std::string> vae_ldm_names_from_diffusers(
     const std::vector<std::string>& diffusers_names) {
   int n_up = 0;
   for (const std::string& name : diffusers_names) {
-    const std::vector<std::string> parts = split(name);
+    const std::vector<std::string> parts = split_key(name);
     if (parts.size() > 2 && parts[0] == "decoder" && parts[1] == "up_blocks")
       n_up = std::max(n_up, index_at(parts, 2) + 1);
   }
   std::map<std::string, std::string> out;
   for (const std::string& name : diffusers_names) {
-    const std::vector<std::string> parts = split(name);
+    const std::vector<std::string> parts = split_key(name);
     std::string ldm;
     if ((parts[0] == "quant_conv" || parts[0] == "post_quant_conv") && parts.size() == 2)
       ldm = name;
