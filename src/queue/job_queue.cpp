@@ -1,0 +1,1 @@
+#include "queue/job_queue.h"
