@@ -3,7 +3,11 @@
 #   (a) unpack the carried Debian packages (.device-debs/*.deb) into /tmp/prefix
 #   (b) configure and build with the CUDA backend (sm_90, cuDNN from the torch venv)
 #   (c) nvidia-smi, `darkroom info`, darkroom_cuda_tests, the CPU suite (ctest),
-#       `darkroom bench cuda-ops --json`, tools/bench_torch_ops.py, and the CPU bench
+#       `darkroom bench cuda-ops --json`, tools/bench_torch_ops.py, the UNet step benches
+#       (`darkroom bench unet`: SD 1.5 at 512² and SDXL at 1024², CUDA graph on and off,
+#       it/s and peak memory; tools/bench_torch_unet.py for diffusers at the same shapes),
+#       SD 1.5 end to end (make-demo-model, then `darkroom generate` 512², 20 steps, on
+#       cuda:0, graph on and off: it/s, VAE decode seconds, peak memory), and the CPU bench
 #       `darkroom bench ops --json` (that machine's CPU has AMX) into bench_cpu_ops.json
 #   (d) $OUT/summary.md with pass/fail counts and bench figures (always written)
 # Exits non-zero if a step or a test failed.
@@ -11,7 +15,9 @@
 # Environment:
 #   OUT                 where logs, JSON and summary.md go (default /tmp/device-check-out)
 #   DEVICE_CHECK_DRY=1  skip everything that needs a GPU (for trying the script on a
-#                       CPU machine); the build still includes the CUDA backend
+#                       CPU machine); the build still includes the CUDA backend, and
+#                       `darkroom bench unet --cuda-device 0` runs a tiny step on the CPU
+#                       (the fallback when no GPU exists)
 #   JOBS                build parallelism (default: nproc)
 #   BUILD_DIR           build directory (default /tmp/dr-device-build)
 #   CUDA_ARCHS          DARKROOM_CUDA_ARCHS (default 90)
@@ -73,6 +79,22 @@ for r in rows:
 PY
 }
 
+unet_table() {  # unet_table FILE (JSON lines of darkroom bench unet / bench_torch_unet.py)
+  python3 - "$1" <<'PY' 2>/dev/null || echo "(no UNet bench JSON)"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
+print("| impl | model | dtype | size | graph | ms/step | it/s | peak GiB (tensors + graphs; torch: allocated) |")
+print("|---|---|---|---|---|---|---|---|")
+for r in rows:
+    peak = r.get("peak_bytes", (r.get("peak_tensor_bytes") or 0) + (r.get("peak_graph_bytes") or 0))
+    graph = r.get("graph", "-")
+    if graph == "on" and not r.get("graph_replayed", False):
+        graph = "on (NOT replayed)"
+    print(f"| {r.get('impl', 'darkroom')} | {r.get('model')} | {r.get('dtype')} | {r.get('size')} "
+          f"| {graph} | {r.get('step_ms')} | {r.get('it_per_s')} | {peak / 2**30:.2f} |")
+PY
+}
+
 write_summary() {
   local rc=$?
   {
@@ -100,10 +122,23 @@ write_summary() {
       echo
     fi
     if [[ -s "$OUT/bench_unet.json" ]]; then
-      echo "## bench_unet (SD 1.5 UNet, batch 2)"
+      echo "## bench_unet (UNet step, batch 2: SD 1.5 at 512², SDXL at 1024²)"
+      echo
+      unet_table "$OUT/bench_unet.json"
       echo
       echo '```'
       cat "$OUT/bench_unet.json"
+      echo '```'
+      echo
+    fi
+    if compgen -G "$OUT/e2e_sd15_*.log" >/dev/null; then
+      echo "## SD 1.5 end to end (512x512, 20 steps, euler, CFG 7; darkroom generate)"
+      echo
+      echo '```'
+      for f in "$OUT"/e2e_sd15_*.log; do
+        echo "$(basename "$f" .log):"
+        grep -E "^darkroom: |captured|graph" "$f" | head -n 6 || true
+      done
       echo '```'
       echo
     fi
@@ -233,6 +268,8 @@ if [[ "$DRY" == "1" ]]; then
   log "dry run: skipping the GPU steps"
   record gpu-steps skipped "DEVICE_CHECK_DRY=1"
   run_step info 60 "$DR" info
+  # The CPU half of the UNet bench: --cuda-device falls back to the CPU with a log line.
+  run_step bench_unet_cpu_fallback 300 bash -c "'$DR' bench unet --cuda-device 0 --size 64 --iters 1 --json > '$OUT/bench_unet.json'"
   run_step ctest 400 ctest --test-dir "$BUILD_DIR" -j "$JOBS" --timeout 120 --output-on-failure
   exit 0
 fi
@@ -243,26 +280,43 @@ run_step cuda_tests 300 "$BUILD_DIR/tests/darkroom_cuda_tests" --gtest_output="j
 [[ -s "$OUT/cuda_tests.json" ]] && record cuda_tests-counts info "$(gtest_counts "$OUT/cuda_tests.json" | cut -c1-200)"
 run_step bench_cuda_ops_run 180 bash -c "'$DR' bench cuda-ops --json > '$OUT/bench_cuda_ops.json'"
 run_step bench_torch_ops_run 180 bash -c "'$PY' '$ROOT/tools/bench_torch_ops.py' > '$OUT/bench_torch_ops.json'"
-# Full-size SD 1.5 UNet step (batch 2 = cond + uncond) on the GPU, bf16 and f16, and
-# diffusers' eager UNet at the same shapes (its wheel is carried in .whl/: not in the
-# machine's image).
-run_step bench_unet_run 240 bash -c "'$DR' bench unet --device cuda --dtype bf16 --iters 20 --json >> '$OUT/bench_unet.json' && '$DR' bench unet --device cuda --dtype f16 --iters 20 --json >> '$OUT/bench_unet.json'"
+# Full-size UNet steps (batch 2 = cond + uncond) on the GPU, JSON lines with it/s and
+# peak memory: SD 1.5 at 512² and SDXL at 1024², bf16, the CUDA graph on and off (f16
+# was within 4% of bf16 in earlier runs: dropped to fit the 8 minutes); then diffusers'
+# eager UNets at the same shapes (its wheel is carried in .whl/: not in the machine's
+# image).
+run_step bench_unet_run 200 bash -c "for g in on off; do '$DR' bench unet --device cuda --dtype bf16 --graph \$g --iters 20 --json >> '$OUT/bench_unet.json' || exit 1; done"
+run_step bench_unet_sdxl_run 240 bash -c "for g in on off; do '$DR' bench unet --model sdxl --device cuda --dtype bf16 --graph \$g --iters 10 --json >> '$OUT/bench_unet.json' || exit 1; done"
 if compgen -G "$ROOT/.whl/*.whl" >/dev/null; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$ROOT"/.whl/*.whl \
     >"$OUT/pip.log" 2>&1 || true
 fi
-run_step bench_torch_unet_run 240 env PYTHONPATH=/tmp/site bash -c "'$PY' '$ROOT/tools/bench_torch_unet.py' --dtype bf16 >> '$OUT/bench_unet.json' && '$PY' '$ROOT/tools/bench_torch_unet.py' --dtype f16 >> '$OUT/bench_unet.json'"
+run_step bench_torch_unet_run 240 env PYTHONPATH=/tmp/site bash -c "'$PY' '$ROOT/tools/bench_torch_unet.py' --dtype bf16 >> '$OUT/bench_unet.json' && '$PY' '$ROOT/tools/bench_torch_unet.py' --model sdxl --dtype bf16 --iters 10 >> '$OUT/bench_unet.json'"
+# SD 1.5 end to end on cuda:0: a random-weight checkpoint (CLIP, UNet, VAE; images are
+# noise, the cost is real), 512², 20 euler steps with CFG 7, graph on and off. The last
+# lines of each log: steps and it/s (also without the first step, which captures the
+# graph), VAE decode seconds, peak memory.
+run_step e2e_demo_model 120 "$DR" make-demo-model --out /tmp/dr-demo.safetensors
+for g in on off; do
+  run_step "e2e_sd15_graph_$g" 150 "$DR" generate "a red fox in the snow" \
+    --model /tmp/dr-demo.safetensors --steps 20 --cuda-device 0 --cuda-graphs "$g" \
+    --out /tmp/dr-e2e --prefix "graph_$g"
+done
 run_step ctest 150 ctest --test-dir "$BUILD_DIR" -j "$JOBS" --timeout 100 --output-on-failure
 # CPU kernels vs oneDNN on the GPU machine's CPU; JSON lines, flushed per case, so a
 # timeout still leaves the finished cases (and is reported, not counted as a failure).
-log "bench_cpu_ops_run: $DR bench ops --json"
+# Informational and last: it gets what is left of 7.5 minutes (at most 150 s, at least 20).
+CPU_LIMIT=$((450 - ($(date +%s) - START)))
+((CPU_LIMIT > 150)) && CPU_LIMIT=150
+((CPU_LIMIT < 20)) && CPU_LIMIT=20
+log "bench_cpu_ops_run (limit ${CPU_LIMIT} s): $DR bench ops --json"
 CPU_RC=0
-timeout --kill-after=10 150 "$DR" bench ops --json >"$OUT/bench_cpu_ops.json" \
+timeout --kill-after=10 "$CPU_LIMIT" "$DR" bench ops --json >"$OUT/bench_cpu_ops.json" \
   2>"$OUT/bench_cpu_ops.log" || CPU_RC=$?
 if [[ $CPU_RC -eq 0 ]]; then
   record bench_cpu_ops_run ok ""
 elif [[ $CPU_RC -eq 124 || $CPU_RC -eq 137 ]]; then
-  record bench_cpu_ops_run info "timed out after 150 s; $(grep -c '^{' "$OUT/bench_cpu_ops.json" || true) cases done"
+  record bench_cpu_ops_run info "timed out after $CPU_LIMIT s; $(grep -c '^{' "$OUT/bench_cpu_ops.json" || true) cases done"
 else
   record bench_cpu_ops_run "FAILED (rc $CPU_RC)" "$(tail -n 3 "$OUT/bench_cpu_ops.log" | tr '\n|' ' /' | cut -c1-300)"
 fi

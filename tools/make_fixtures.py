@@ -22,8 +22,11 @@ GENERATORS = {
     "sampling": TOOLS / "make_sampling_fixtures.py",  # torch RNG, k-diffusion, torchsde
     "tokenizer": TOOLS / "make_tokenizer_fixtures.py",  # transformers' CLIPTokenizer
     "unet": TOOLS / "fixtures" / "unet.py",  # diffusers UNet2DConditionModel
+    "sdxl_unet": TOOLS / "fixtures" / "sdxl_unet.py",  # diffusers SDXL-shaped UNet (text_time)
     "clip_vae": TOOLS / "fixtures" / "clip_vae.py",  # transformers CLIP, diffusers VAE
     "ckpt": TOOLS / "make_ckpt_fixtures.py",  # torch.save checkpoints, hostile pickles
+    # whole 20-step runs: transformers CLIP + diffusers UNet/VAE + k-diffusion samplers
+    "pipeline_golden": TOOLS / "fixtures" / "pipeline_golden.py",
 }
 
 

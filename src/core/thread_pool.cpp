@@ -1,26 +1,16 @@
 #include "core/thread_pool.h"
 
+#include <omp.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
-#include <string>
+#include <exception>
+#include <mutex>
 
 namespace darkroom {
-namespace {
-thread_local bool t_in_pool = false;
-}
 
-ThreadPool::ThreadPool(int threads) {
-  for (int i = 1; i < std::max(1, threads); ++i) workers_.emplace_back([this] { worker_loop(); });
-}
-
-ThreadPool::~ThreadPool() {
-  {
-    std::lock_guard lock(mu_);
-    stop_ = true;
-  }
-  wake_.notify_all();
-  for (auto& t : workers_) t.join();
-}
+ThreadPool::ThreadPool(int threads) : threads_(std::max(1, threads)) {}
 
 ThreadPool& ThreadPool::global() {
   static ThreadPool pool([] {
@@ -28,42 +18,32 @@ ThreadPool& ThreadPool::global() {
       int n = std::atoi(env);
       if (n > 0) return n;
     }
-    return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    return omp_get_max_threads();
   }());
   return pool;
 }
 
-void ThreadPool::run_chunks() {
-  for (;;) {
-    int64_t c = next_.fetch_add(1, std::memory_order_relaxed);
-    if (c >= chunks_) break;
-    int64_t begin = c * chunk_;
-    int64_t end = std::min(n_, begin + chunk_);
-    try {
-      (*fn_)(begin, end);
-    } catch (...) {
-      std::lock_guard lock(mu_);
-      if (!error_) error_ = std::current_exception();
-    }
-  }
+bool ThreadPool::in_parallel() {
+  return omp_in_parallel() != 0;
 }
 
-void ThreadPool::worker_loop() {
-  t_in_pool = true;
-  uint64_t seen = 0;
-  for (;;) {
-    {
-      std::unique_lock lock(mu_);
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-    }
-    run_chunks();
-    if (active_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      std::lock_guard lock(mu_);
-      done_cv_.notify_one();
+void ThreadPool::run_on_all(const std::function<void(int, int)>& fn) {
+  if (threads_ == 1 || omp_in_parallel()) {
+    fn(0, 1);
+    return;
+  }
+  std::exception_ptr error;
+  std::mutex error_mu;
+#pragma omp parallel num_threads(threads_)
+  {
+    try {
+      fn(omp_get_thread_num(), omp_get_num_threads());
+    } catch (...) {
+      std::lock_guard lock(error_mu);
+      if (!error) error = std::current_exception();
     }
   }
+  if (error) std::rethrow_exception(error);
 }
 
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn,
@@ -71,36 +51,32 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   if (n <= 0) return;
   min_chunk = std::max<int64_t>(1, min_chunk);
   const int64_t max_chunks = std::max<int64_t>(1, n / min_chunk);
-  if (t_in_pool || workers_.empty() || max_chunks == 1) {
+  if (threads_ == 1 || max_chunks == 1 || omp_in_parallel()) {
     fn(0, n);
     return;
   }
-  std::lock_guard job_lock(job_mu_);
-  // A few chunks per thread balances uneven work without much scheduling overhead.
-  const int64_t chunks = std::min<int64_t>(max_chunks, int64_t{size()} * 4);
+  // A few chunks per thread balances uneven work (and cores taken by other processes)
+  // without much scheduling overhead; threads take the next chunk from a shared counter.
+  const int64_t want = std::min<int64_t>(max_chunks, int64_t{threads_} * 4);
+  const int64_t chunk = (n + want - 1) / want;
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  const int team = static_cast<int>(std::min<int64_t>(threads_, chunks));
+  std::atomic<int64_t> next{0};
+  std::exception_ptr error;
+  std::mutex error_mu;
+#pragma omp parallel num_threads(team)
   {
-    std::lock_guard lock(mu_);
-    fn_ = &fn;
-    n_ = n;
-    chunk_ = (n + chunks - 1) / chunks;
-    chunks_ = (n + chunk_ - 1) / chunk_;
-    next_.store(0, std::memory_order_relaxed);
-    active_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
-    error_ = nullptr;
-    ++generation_;
+    for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < chunks;) {
+      const int64_t begin = c * chunk;
+      try {
+        fn(begin, std::min(n, begin + chunk));
+      } catch (...) {
+        std::lock_guard lock(error_mu);
+        if (!error) error = std::current_exception();
+      }
+    }
   }
-  wake_.notify_all();
-  t_in_pool = true;
-  run_chunks();
-  t_in_pool = false;
-  std::exception_ptr err;
-  {
-    std::unique_lock lock(mu_);
-    done_cv_.wait(lock, [&] { return active_.load(std::memory_order_acquire) == 0; });
-    err = error_;
-    fn_ = nullptr;
-  }
-  if (err) std::rethrow_exception(err);
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace darkroom

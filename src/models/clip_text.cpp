@@ -1,5 +1,6 @@
 #include "models/clip_text.h"
 
+#include <algorithm>
 #include <limits>
 #include <string>
 
@@ -80,7 +81,7 @@ ClipTextEncoder ClipTextEncoder::load(const Weights& w, const ClipTextConfig& co
   return e;
 }
 
-Tensor ClipTextEncoder::embed(const Tensor& ids) const {
+Tensor ClipTextEncoder::embed(const Tensor& ids, const ClipTokenReplacement* replace) const {
   DR_CHECK(ids.defined() && ids.ndim() == 2, kOp, "ids must be [batch, tokens]");
   DR_CHECK(ids.dtype() == DType::I32 || ids.dtype() == DType::I64, kOp,
            "ids must be i32 or i64, got ", dtype_name(ids.dtype()));
@@ -94,7 +95,24 @@ Tensor ClipTextEncoder::embed(const Tensor& ids) const {
     DR_CHECK(id >= 0 && id < static_cast<float>(vocab), kOp, "token id ", id,
              " is outside the vocabulary of ", vocab);
   // x [B, T, C] = token_embedding[ids] + position_embedding[0:T]
-  const Tensor tok = ops::embedding(ops::to_device(ids, device_), token_embedding_);
+  Tensor tok = ops::embedding(ops::to_device(ids, device_), token_embedding_);
+  if (replace && !replace->positions.empty()) {
+    // Textual-inversion vectors over their positions' token embeddings, on the CPU in f32
+    // (a few rows, once per prompt), then back in the table's dtype and device.
+    const std::vector<int64_t>& pos = replace->positions;
+    const Tensor& vec = replace->vectors;
+    const int64_t c = config_.width, n = ids.numel();
+    DR_CHECK(vec.defined() && vec.ndim() == 2 && vec.dim(1) == c &&
+                 vec.dim(0) == static_cast<int64_t>(pos.size()),
+             kOp, "replacement vectors must be [", pos.size(), ", ", c, "]");
+    std::vector<float> rows = ops::to_device(tok, kCpu).to_floats();
+    const std::vector<float> v = vec.to_floats();
+    for (size_t i = 0; i < pos.size(); ++i) {
+      DR_CHECK(pos[i] >= 0 && pos[i] < n, kOp, "replaced position ", pos[i], " is outside ", n);
+      std::copy_n(v.data() + static_cast<int64_t>(i) * c, c, rows.data() + pos[i] * c);
+    }
+    tok = ops::to_device(Tensor::from_floats(rows, tok.shape(), tok.dtype()), device_);
+  }
   return ops::add(tok, position_embedding_.narrow0(0, t));
 }
 
@@ -129,6 +147,11 @@ Tensor ClipTextEncoder::pool(const Tensor& normed, const Tensor& ids) const {
 }
 
 ClipTextOutput ClipTextEncoder::encode(const Tensor& ids, const ClipEncodeOptions& o) const {
+  return encode(ids, o, ClipTokenReplacement{});
+}
+
+ClipTextOutput ClipTextEncoder::encode(const Tensor& ids, const ClipEncodeOptions& o,
+                                       const ClipTokenReplacement& replace) const {
   DR_CHECK(o.clip_skip >= 1, kOp, "clip_skip must be at least 1 (1 = last layer), got ",
            o.clip_skip);
   // ComfyUI: a layer index beyond the model means the last layer.
@@ -136,7 +159,7 @@ ClipTextOutput ClipTextEncoder::encode(const Tensor& ids, const ClipEncodeOption
       o.clip_skip > config_.layers ? config_.layers - 1 : config_.layers - o.clip_skip;
   const int run = o.pooled ? config_.layers : chosen + 1;
 
-  Tensor x = embed(ids);  // [B, T, C]
+  Tensor x = embed(ids, &replace);  // [B, T, C]
   const Tensor mask = causal_mask(ids.dim(1));
   ClipTextOutput out;
   for (int i = 0; i < run; ++i) {

@@ -63,6 +63,14 @@ struct ClipEncodeOptions {
   bool pooled = true;
 };
 
+// Textual-inversion vectors (text/embeddings.h): the token embedding at flat position
+// b·T + t = positions[i] becomes row i of vectors [n, C] (the position embedding is still
+// added, as ComfyUI does). The ids at those positions may be any valid id.
+struct ClipTokenReplacement {
+  std::vector<int64_t> positions;
+  Tensor vectors;
+};
+
 class ClipTextEncoder {
  public:
   // `w` holds the tensors under the "...text_model." level. Reads the token table's
@@ -71,6 +79,8 @@ class ClipTextEncoder {
 
   // ids [B, T] i32 or i64 on the CPU, T ≤ positions.
   ClipTextOutput encode(const Tensor& ids, const ClipEncodeOptions& options) const;
+  ClipTextOutput encode(const Tensor& ids, const ClipEncodeOptions& options,
+                        const ClipTokenReplacement& replace) const;
   ClipTextOutput encode(const Tensor& ids, int clip_skip) const {
     return encode(ids, ClipEncodeOptions{clip_skip, true, true});
   }
@@ -90,7 +100,8 @@ class ClipTextEncoder {
     layers::Linear q, k, v, out, fc1, fc2;
   };
 
-  Tensor embed(const Tensor& ids) const;  // [B, T] → [B, T, C]
+  // [B, T] → [B, T, C], with some token embeddings replaced.
+  Tensor embed(const Tensor& ids, const ClipTokenReplacement* replace = nullptr) const;
   Tensor run_layer(const Layer& l, const Tensor& x, const Tensor& mask) const;
   Tensor causal_mask(int64_t tokens) const;                    // f32 [T, T] on the device
   Tensor pool(const Tensor& normed, const Tensor& ids) const;  // [B, T, C] → [B, C]

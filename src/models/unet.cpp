@@ -97,12 +97,14 @@ UNet UNet::load(const Weights& w, const UNetConfig& cfg) {
   return u;
 }
 
-Tensor UNet::run_stage(const Stage& s, Tensor h, const Tensor& emb_silu,
-                       const Tensor& context) const {
+Tensor UNet::run_stage(const Stage& s, Tensor h, const Tensor& emb_silu, const Tensor& context,
+                       const Tensor& skip) const {
   if (s.res) h = (*s.res)(h, emb_silu);   // [B, H, W, C_in] → [B, H, W, C]
   if (s.attn) h = (*s.attn)(h, context);  // [B, H, W, C]
   if (s.down) h = (*s.down)(h);           // [B, H/2, W/2, C]
-  if (s.up) h = (*s.up)(h);               // [B, 2H, 2W, C]
+  if (s.up) {  // [B, 2H, 2W, C], or the skip's size (2H - 1 below an odd side)
+    h = skip.defined() ? (*s.up)(h, skip.dim(1), skip.dim(2)) : (*s.up)(h);
+  }
   return h;
 }
 
@@ -111,9 +113,8 @@ Tensor UNet::forward(const Tensor& x_in, const Tensor& timesteps, const Tensor& 
   const UNetConfig& c = config_;
   DR_CHECK(x_in.ndim() == 4 && x_in.dim(3) == c.in_channels, kOp, "x has shape ", x_in.shape(),
            ", expected [B, H, W, ", c.in_channels, "]");
-  const int64_t b = x_in.dim(0), factor = int64_t{1} << (c.levels() - 1);
-  DR_CHECK(x_in.dim(1) % factor == 0 && x_in.dim(2) % factor == 0, kOp, "latent size ", x_in.dim(1),
-           "x", x_in.dim(2), " is not a multiple of ", factor);
+  const int64_t b = x_in.dim(0);
+  DR_CHECK(x_in.dim(1) >= 1 && x_in.dim(2) >= 1, kOp, "empty latent ", x_in.shape());
   DR_CHECK(timesteps.ndim() == 1 && timesteps.dim(0) == b && timesteps.dtype() == DType::F32, kOp,
            "timesteps must be f32 [", b, "], got ", dtype_name(timesteps.dtype()), " ",
            timesteps.shape());
@@ -154,10 +155,28 @@ Tensor UNet::forward(const Tensor& x_in, const Tensor& timesteps, const Tensor& 
     // The skip joins along the channels: [B, h, w, C] ++ [B, h, w, C_skip].
     h = ops::concat({h, skips.back()}, 3);
     skips.pop_back();
-    h = run_stage(s, h, emb_silu, context);  // back up to [B, H, W, mc]
+    // An upsampling stage is sized to the next skip (ldm's output_shape).
+    h = run_stage(s, h, emb_silu, context, skips.empty() ? Tensor() : skips.back());
+    // back up to [B, H, W, mc]
   }
   h = out_conv_(out_norm_(h, /*silu=*/true));  // [B, H, W, out]
   return h.dtype() == x_in.dtype() ? h : ops::cast(h, x_in.dtype());
+}
+
+Tensor sdxl_vector_y(const Tensor& pooled, const std::vector<std::array<float, 6>>& sizes,
+                     int dim) {
+  DR_CHECK(pooled.defined() && pooled.ndim() == 2, kOp, "pooled must be [B, P]");
+  const int64_t b = pooled.dim(0);
+  DR_CHECK(static_cast<int64_t>(sizes.size()) == b, kOp, sizes.size(),
+           " size entries for a batch of ", b);
+  DR_CHECK(dim > 0 && dim % 2 == 0, kOp, "the size embedding width must be even, got ", dim);
+  std::vector<float> numbers;  // [B·6], image-major as sgm flattens them
+  for (const auto& s : sizes) numbers.insert(numbers.end(), s.begin(), s.end());
+  const Tensor t = Tensor::from_floats(numbers, {6 * b});
+  const Tensor emb = ops::timestep_embedding(t, dim, /*flip_sin_to_cos=*/true, 0.0f, 10000.0f,
+                                             DType::F32);  // [6B, dim]
+  const Tensor p = ops::cast(ops::to_device(pooled, kCpu), DType::F32);
+  return ops::concat({p, emb.reshape({b, 6 * dim})}, 1);  // [B, P + 6·dim]
 }
 
 }  // namespace darkroom

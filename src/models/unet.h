@@ -15,7 +15,10 @@
 // count are not visible in the shapes.
 #pragma once
 
+#include <array>
 #include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "models/unet_blocks.h"
@@ -46,17 +49,36 @@ struct UNetConfig {
   // depths, context width, projection kind, label_emb. Heads follow ldm's configs: a
   // 768-wide context (SD 1.x) gets 8 heads, any other (SD 2, SDXL) 64-wide heads.
   static UNetConfig detect(const Weights& w);
+  // The published architectures: SD 1.x (the defaults above) and SDXL 1.0 base (320
+  // channels, mult 1, 2, 4, depths 0/2/10 and 10 in the middle, 2048-wide context,
+  // linear projections, label_emb from 2816, 64-wide heads).
+  static UNetConfig sd15();
+  static UNetConfig sdxl();
+
+  // Every tensor this configuration's UNet::load reads, under ldm names without the
+  // "model.diffusion_model." prefix, with its shape (for random-weight benchmarks).
+  std::vector<std::pair<std::string, Shape>> tensor_shapes() const;
 
   int heads_for(int64_t channels) const;
   int levels() const { return static_cast<int>(channel_mult.size()); }
 };
+
+// SDXL's vector condition y [B, pooled + 6·dim] for label_emb, as sgm's conditioner
+// (ComfyUI: SDXL.encode_adm; diffusers: text_embeds + time_ids) builds it: the pooled
+// text embedding [B, P], then the sinusoidal embedding (ldm's timestep_embedding: `dim`
+// values, cos half first, max period 10000) of each of the six size numbers per image:
+// original height, width, crop top, crop left, target height, width. CPU f32.
+// SDXL base: P = 1280, dim = 256, so 2816.
+Tensor sdxl_vector_y(const Tensor& pooled, const std::vector<std::array<float, 6>>& sizes,
+                     int dim = 256);
 
 class UNet {
  public:
   // `w` is the UNet's weights under its own prefix (e.g. "model.diffusion_model.").
   static UNet load(const Weights& w, const UNetConfig& config);
 
-  // x [B, H, W, in] NHWC latent (H, W multiples of 2^(levels-1)), timesteps [B] f32,
+  // x [B, H, W, in] NHWC latent (any H, W: odd sides round up on the way down and the
+  // way up is sized to each skip, as ldm does), timesteps [B] f32,
   // context [B, T, context_dim], y [B, adm] for label_emb models (else undefined)
   // → eps [B, H, W, out]. Inputs are cast to the weights' dtype; the output comes back
   // in x's dtype.
@@ -64,6 +86,8 @@ class UNet {
                  const Tensor& y = {}) const;
 
   const UNetConfig& config() const { return config_; }
+  DeviceId device() const { return device_; }  // where the weights live and it computes
+  DType dtype() const { return dtype_; }       // the weights' (compute) dtype
 
  private:
   // One entry of input_blocks / output_blocks: what ldm's TimestepEmbedSequential holds.
@@ -73,7 +97,10 @@ class UNet {
     std::optional<unet::Downsample> down;
     std::optional<unet::Upsample> up;
   };
-  Tensor run_stage(const Stage& s, Tensor h, const Tensor& emb, const Tensor& context) const;
+  // `skip`: for an output block that upsamples, the skip its output will be joined with
+  // (the upsampling is sized to it, ldm's output_shape); undefined elsewhere.
+  Tensor run_stage(const Stage& s, Tensor h, const Tensor& emb, const Tensor& context,
+                   const Tensor& skip = {}) const;
 
   UNetConfig config_;
   DType dtype_ = DType::F32;

@@ -2,6 +2,9 @@
 
 #include <string>
 
+#include "backend/ops.h"
+#include "core/error.h"
+
 namespace darkroom::unet {
 
 layers::Linear load_projection(const Weights& w, std::string_view name, int64_t in, int64_t out,
@@ -122,6 +125,17 @@ Upsample Upsample::load(const Weights& w, int64_t channels) {
 
 Tensor Upsample::operator()(const Tensor& x) const {
   return conv(ops::upsample_nearest2x(x));  // [B, H, W, C] → [B, 2H, 2W, C]
+}
+
+Tensor Upsample::operator()(const Tensor& x, int64_t out_h, int64_t out_w) const {
+  const int64_t h = x.dim(1), w = x.dim(2);
+  DR_CHECK((out_h == 2 * h || out_h == 2 * h - 1) && (out_w == 2 * w || out_w == 2 * w - 1), "unet",
+           "cannot upsample ", h, "x", w, " to ", out_h, "x", out_w,
+           " (the skip must be twice the size, or one less)");
+  Tensor up = ops::upsample_nearest2x(x);  // [B, 2H, 2W, C]
+  if (out_h != 2 * h) up = ops::slice(up, 1, 0, out_h);
+  if (out_w != 2 * w) up = ops::slice(up, 2, 0, out_w);
+  return conv(up);  // [B, out_h, out_w, C]
 }
 
 }  // namespace darkroom::unet

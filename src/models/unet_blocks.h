@@ -85,11 +85,12 @@ struct SpatialTransformer {
   Tensor operator()(const Tensor& x, const Tensor& context) const;
 };
 
-// Downsample: conv 3×3, stride 2, padding 1 ("op").
+// Downsample: conv 3×3, stride 2, padding 1 ("op"). An odd side rounds up:
+// [B, H, W, C] → [B, ceil(H/2), ceil(W/2), C].
 struct Downsample {
   layers::Conv2d op;
   static Downsample load(const Weights& w, int64_t channels);
-  Tensor operator()(const Tensor& x) const { return op(x); }  // [B,H,W,C] → [B,H/2,W/2,C]
+  Tensor operator()(const Tensor& x) const { return op(x); }
 };
 
 // Upsample: nearest 2× then conv 3×3 ("conv").
@@ -97,6 +98,12 @@ struct Upsample {
   layers::Conv2d conv;
   static Upsample load(const Weights& w, int64_t channels);
   Tensor operator()(const Tensor& x) const;  // [B, H, W, C] → [B, 2H, 2W, C]
+  // To the size of the skip it will be joined with (ldm's output_shape, diffusers'
+  // upsample_size), which is 2H or, below an odd side that a Downsample rounded up,
+  // 2H - 1: [B, H, W, C] → [B, out_h, out_w, C]. Nearest interpolation to 2H - 1 samples
+  // exactly the first 2H - 1 rows of the 2× image, so it is that, cut before the conv
+  // (the conv's zero padding must see the cut edge).
+  Tensor operator()(const Tensor& x, int64_t out_h, int64_t out_w) const;
 };
 
 }  // namespace darkroom::unet

@@ -116,3 +116,123 @@ UNetConfig UNetConfig::detect(const Weights& w) {
 }
 
 }  // namespace darkroom
+
+namespace darkroom {
+
+UNetConfig UNetConfig::sd15() {
+  return UNetConfig{};
+}
+
+UNetConfig UNetConfig::sdxl() {
+  UNetConfig c;
+  c.model_channels = 320;
+  c.channel_mult = {1, 2, 4};
+  c.num_res_blocks = 2;
+  c.transformer_depth = {0, 2, 10};
+  c.transformer_depth_middle = 10;
+  c.context_dim = 2048;
+  c.linear_proj = true;
+  c.adm_in_channels = 2816;
+  c.num_heads = 0;
+  c.head_dim = 64;
+  return c;
+}
+
+std::vector<std::pair<std::string, Shape>> UNetConfig::tensor_shapes() const {
+  std::vector<std::pair<std::string, Shape>> out;
+  const int64_t mc = model_channels, emb = 4 * mc, ctx = context_dim;
+  auto add = [&](const std::string& name, Shape shape) {
+    out.emplace_back(name, std::move(shape));
+  };
+  auto linear = [&](const std::string& name, int64_t in, int64_t o, bool bias = true) {
+    add(name + ".weight", {o, in});
+    if (bias) add(name + ".bias", {o});
+  };
+  auto conv = [&](const std::string& name, int64_t in, int64_t o, int64_t k) {
+    add(name + ".weight", {o, in, k, k});
+    add(name + ".bias", {o});
+  };
+  auto norm = [&](const std::string& name, int64_t ch) {
+    add(name + ".weight", {ch});
+    add(name + ".bias", {ch});
+  };
+  auto res_block = [&](const std::string& p, int64_t in, int64_t o) {
+    norm(p + "in_layers.0", in);
+    conv(p + "in_layers.2", in, o, 3);
+    linear(p + "emb_layers.1", emb, o);
+    norm(p + "out_layers.0", o);
+    conv(p + "out_layers.3", o, o, 3);
+    if (in != o) conv(p + "skip_connection", in, o, 1);
+  };
+  auto transformer = [&](const std::string& p, int64_t ch, int depth) {
+    norm(p + "norm", ch);
+    auto proj = [&](const std::string& name) {
+      if (linear_proj)
+        linear(name, ch, ch);
+      else
+        conv(name, ch, ch, 1);
+    };
+    proj(p + "proj_in");
+    for (int i = 0; i < depth; ++i) {
+      const std::string b = p + "transformer_blocks." + std::to_string(i) + ".";
+      for (const char* a : {"attn1.", "attn2."}) {
+        const int64_t kv = a[4] == '1' ? ch : ctx;
+        linear(b + a + "to_q", ch, ch, false);
+        linear(b + a + "to_k", kv, ch, false);
+        linear(b + a + "to_v", kv, ch, false);
+        linear(b + a + "to_out.0", ch, ch);
+      }
+      linear(b + "ff.net.0.proj", ch, 8 * ch);  // GEGLU: two halves of 4·ch
+      linear(b + "ff.net.2", 4 * ch, ch);
+      for (const char* n : {"norm1", "norm2", "norm3"}) norm(b + n, ch);
+    }
+    proj(p + "proj_out");
+  };
+
+  linear("time_embed.0", mc, emb);
+  linear("time_embed.2", emb, emb);
+  if (adm_in_channels > 0) {
+    linear("label_emb.0.0", adm_in_channels, emb);
+    linear("label_emb.0.2", emb, emb);
+  }
+  conv("input_blocks.0.0", in_channels, mc, 3);
+  std::vector<int64_t> skips = {mc};
+  int64_t ch = mc;
+  int idx = 1;
+  for (int level = 0; level < levels(); ++level) {
+    const int64_t width = mc * channel_mult[static_cast<size_t>(level)];
+    const int depth = transformer_depth[static_cast<size_t>(level)];
+    for (int r = 0; r < num_res_blocks; ++r, ++idx) {
+      res_block(block("input_blocks", idx, 0), ch, width);
+      ch = width;
+      if (depth > 0) transformer(block("input_blocks", idx, 1), ch, depth);
+      skips.push_back(ch);
+    }
+    if (level + 1 < levels()) {
+      conv(block("input_blocks", idx, 0) + "op", ch, ch, 3);
+      skips.push_back(ch);
+      ++idx;
+    }
+  }
+  res_block("middle_block.0.", ch, ch);
+  transformer("middle_block.1.", ch, transformer_depth_middle);
+  res_block("middle_block.2.", ch, ch);
+  idx = 0;
+  for (int level = levels() - 1; level >= 0; --level) {
+    const int64_t width = mc * channel_mult[static_cast<size_t>(level)];
+    const int depth = transformer_depth[static_cast<size_t>(level)];
+    for (int r = 0; r <= num_res_blocks; ++r, ++idx) {
+      res_block(block("output_blocks", idx, 0), ch + skips.back(), width);
+      skips.pop_back();
+      ch = width;
+      if (depth > 0) transformer(block("output_blocks", idx, 1), ch, depth);
+      if (level > 0 && r == num_res_blocks)
+        conv(block("output_blocks", idx, depth > 0 ? 2 : 1) + "conv", ch, ch, 3);
+    }
+  }
+  norm("out.0", ch);
+  conv("out.2", ch, out_channels, 3);
+  return out;
+}
+
+}  // namespace darkroom

@@ -1,5 +1,6 @@
 #include "pipeline/checkpoint.h"
 
+#include <fstream>
 #include <map>
 #include <sstream>
 #include <string_view>
@@ -21,13 +22,32 @@ std::string guess(const CheckpointFacts& f) {
   return "an unknown UNet variant";
 }
 
-}  // namespace
+using NamedShapes = std::vector<std::pair<std::string, Shape>>;
 
-CheckpointFacts inspect_checkpoint(const SafetensorsFile& file) {
+NamedShapes named_shapes(const SafetensorsFile& file) {
+  NamedShapes out;
+  out.reserve(file.tensors().size());
+  for (const TensorInfo& t : file.tensors()) out.emplace_back(t.name, t.shape);
+  return out;
+}
+
+// torch.save's ZIP archives start with a local file header; a pickle of the legacy format
+// with the PROTO opcode. Anything else is left to the safetensors reader to judge.
+bool looks_like_torch_save(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char head[4] = {};
+  in.read(head, sizeof head);
+  if (in.gcount() < 2) return false;
+  return (head[0] == 'P' && head[1] == 'K') || static_cast<unsigned char>(head[0]) == 0x80;
+}
+
+constexpr std::string_view kStateDict = "state_dict.";
+
+CheckpointFacts inspect(const NamedShapes& tensors) {
   CheckpointFacts f;
   std::map<std::string, size_t> prefixes;
-  for (const TensorInfo& t : file.tensors()) {
-    const std::string_view name = t.name;
+  for (const auto& [full_name, shape] : tensors) {
+    const std::string_view name = full_name;
     ++f.tensors;
     ++prefixes[std::string(name.substr(0, name.find('.')))];
     if (name == "model.diffusion_model.input_blocks.0.0.weight") f.has_unet = true;
@@ -39,10 +59,10 @@ CheckpointFacts inspect_checkpoint(const SafetensorsFile& file) {
   }
   // The first cross-attention of the UNet: input_blocks.1 in SD 1.x/2.x; SDXL has none
   // there, so any attn2.to_k under the UNet will do.
-  for (const TensorInfo& t : file.tensors()) {
-    if (starts_with(t.name, "model.diffusion_model.") &&
-        t.name.find(".attn2.to_k.weight") != std::string::npos && t.shape.ndim() == 2) {
-      f.context_dim = t.shape[1];
+  for (const auto& [name, shape] : tensors) {
+    if (starts_with(name, "model.diffusion_model.") &&
+        name.find(".attn2.to_k.weight") != std::string::npos && shape.ndim() == 2) {
+      f.context_dim = shape[1];
       break;
     }
   }
@@ -56,12 +76,11 @@ CheckpointFacts inspect_checkpoint(const SafetensorsFile& file) {
   return f;
 }
 
-ModelFamily detect_family(const SafetensorsFile& file) {
-  const CheckpointFacts f = inspect_checkpoint(file);
+ModelFamily detect(const CheckpointFacts& f, const std::string& path) {
   const bool sd15 = f.has_unet && f.context_dim == 768 && !f.has_label_emb && f.has_clip_l &&
                     !f.has_conditioner && f.has_vae;
   if (sd15) return ModelFamily::Sd15;
-  fail("checkpoint", file.path(),
+  fail("checkpoint", path,
        ": not a Stable Diffusion 1.x single-file checkpoint, the only family darkroom loads "
        "so far (",
        guess(f), "). Found: ", f.tensors, " tensors; UNet ", f.has_unet ? "yes" : "no",
@@ -70,6 +89,63 @@ ModelFamily detect_family(const SafetensorsFile& file) {
        ", OpenCLIP ", f.has_open_clip ? "yes" : "no", ", conditioner.embedders ",
        f.has_conditioner ? "yes" : "no", ", VAE decoder ", f.has_vae ? "yes" : "no",
        "; top-level prefixes: ", f.top_level_prefixes);
+}
+
+}  // namespace
+
+CheckpointFile CheckpointFile::open(const std::string& path) {
+  CheckpointFile f;
+  f.path_ = path;
+  if (!looks_like_torch_save(path)) {
+    f.safetensors_ = std::make_shared<const SafetensorsFile>(SafetensorsFile::open(path));
+    f.shapes_ = named_shapes(*f.safetensors_);
+    f.metadata_ = f.safetensors_->metadata();
+    return f;
+  }
+  f.torch_ = std::make_shared<const TorchCheckpoint>(TorchCheckpoint::open(path));
+  bool nested = false;
+  for (const CkptTensorInfo& t : f.torch_->tensors()) nested |= starts_with(t.name, kStateDict);
+  for (const CkptTensorInfo& t : f.torch_->tensors()) {
+    if (nested && !starts_with(t.name, kStateDict)) continue;
+    const std::string name = nested ? t.name.substr(kStateDict.size()) : t.name;
+    f.torch_names_[name] = t.name;
+    f.shapes_.emplace_back(name, t.shape);
+  }
+  for (const auto& [key, value] : f.torch_->metadata()) {
+    if (nested && !starts_with(key, kStateDict)) continue;
+    f.metadata_[nested ? key.substr(kStateDict.size()) : key] = value;
+  }
+  return f;
+}
+
+bool CheckpointFile::has(const std::string& name) const {
+  return safetensors_ ? safetensors_->find(name) != nullptr : torch_names_.contains(name);
+}
+
+Weights CheckpointFile::weights(const std::string& prefix, DeviceId device, DType dtype) const {
+  if (safetensors_) return Weights::from_file(safetensors_, prefix, device, dtype);
+  // Views of the mapping (copies only for tensors saved non-contiguous), read and cast by
+  // Weights when a network asks for them.
+  std::map<std::string, Tensor> tensors;
+  for (const auto& [name, file_name] : torch_names_)
+    if (starts_with(name, prefix)) tensors.emplace(name, torch_->tensor(file_name));
+  return Weights::from_tensors(std::move(tensors), prefix, device, dtype);
+}
+
+CheckpointFacts inspect_checkpoint(const SafetensorsFile& file) {
+  return inspect(named_shapes(file));
+}
+
+CheckpointFacts inspect_checkpoint(const CheckpointFile& file) {
+  return inspect(file.tensors());
+}
+
+ModelFamily detect_family(const SafetensorsFile& file) {
+  return detect(inspect_checkpoint(file), file.path());
+}
+
+ModelFamily detect_family(const CheckpointFile& file) {
+  return detect(inspect_checkpoint(file), file.path());
 }
 
 }  // namespace darkroom::pipeline

@@ -1,6 +1,8 @@
-// Single-file checkpoints: which model family a .safetensors holds, read from its tensor
-// names and shapes (nothing else in such a file says so reliably), and the prefixes under
-// which each part lives.
+// Single-file checkpoints: which model family a file holds, read from its tensor names and
+// shapes (nothing else in such a file says so reliably), and the prefixes under which each
+// part lives. Both formats load: .safetensors, and PyTorch's torch.save files (.ckpt, .pt,
+// .pth) through the restricted pickle reader (io/torch_checkpoint.h); CheckpointFile tells
+// them apart by their first bytes, not by the file name.
 //
 //   SD 1.x  model.diffusion_model.* with a 768-wide cross-attention context and no
 //           label_emb; cond_stage_model.transformer.text_model.* (CLIP-L);
@@ -10,10 +12,15 @@
 // SDXL: label_emb and conditioner.embedders.*) are recognised only to say so in the error.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "io/safetensors.h"
+#include "io/torch_checkpoint.h"
+#include "models/weights.h"
 
 namespace darkroom::pipeline {
 
@@ -36,10 +43,45 @@ struct CheckpointFacts {
   std::string top_level_prefixes;  // "model (1) , first_stage_model (248), ..." for errors
 };
 
+// A checkpoint file of either format, as named tensors.
+//   .safetensors  the tensors as named in the file (zero-copy views of the mapping);
+//   torch.save    a ZIP archive (PyTorch >= 1.6; the legacy format is refused with a clear
+//                 error); nested dicts are joined with '.', and when the file holds a
+//                 "state_dict" (as ldm's training checkpoints do) only that level is
+//                 kept and its prefix dropped (ComfyUI's load_torch_file), so the names
+//                 are the same as in the .safetensors of the same model.
+class CheckpointFile {
+ public:
+  // Throws darkroom::Error "[safetensors] ..." / "[ckpt] <path>: ..." on a bad file.
+  static CheckpointFile open(const std::string& path);
+
+  const std::string& path() const { return path_; }
+  bool is_torch_save() const { return torch_ != nullptr; }
+  // Every tensor's name and shape (safetensors: in file order; torch.save: by name).
+  const std::vector<std::pair<std::string, Shape>>& tensors() const { return shapes_; }
+  // The safetensors header's metadata, or a torch.save file's non-tensor leaves
+  // ("global_step" → "470000"), with the same "state_dict." rule as the tensors.
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  bool has(const std::string& name) const;
+
+  // The tensors under `prefix`, cast to `dtype` on `device` when read (models/weights.h).
+  Weights weights(const std::string& prefix, DeviceId device, DType dtype) const;
+
+ private:
+  std::string path_;
+  std::shared_ptr<const SafetensorsFile> safetensors_;  // or
+  std::shared_ptr<const TorchCheckpoint> torch_;
+  std::map<std::string, std::string> torch_names_;  // torch.save: our name → the file's
+  std::vector<std::pair<std::string, Shape>> shapes_;
+  std::map<std::string, std::string> metadata_;
+};
+
 CheckpointFacts inspect_checkpoint(const SafetensorsFile& file);
+CheckpointFacts inspect_checkpoint(const CheckpointFile& file);
 
 // The family, or darkroom::Error "[checkpoint] <path>: ..." naming what was found and the
 // family it looks like.
 ModelFamily detect_family(const SafetensorsFile& file);
+ModelFamily detect_family(const CheckpointFile& file);
 
 }  // namespace darkroom::pipeline

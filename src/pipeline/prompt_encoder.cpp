@@ -1,8 +1,10 @@
 #include "pipeline/prompt_encoder.h"
 
 #include <cstring>
+#include <optional>
 #include <vector>
 
+#include "backend/ops.h"
 #include "core/error.h"
 #include "text/prompt_weights.h"
 
@@ -10,13 +12,28 @@ namespace darkroom::pipeline {
 
 Tensor encode_prompt(const text::ClipTokenizer& tokenizer, const ClipTextEncoder& clip,
                      std::string_view prompt, int clip_skip) {
+  PromptEncodeOptions options;
+  options.clip_skip = clip_skip;
+  return encode_prompt(tokenizer, clip, prompt, options);
+}
+
+Tensor encode_prompt(const text::ClipTokenizer& tokenizer, const ClipTextEncoder& clip,
+                     std::string_view prompt, const PromptEncodeOptions& encode_options) {
   const int64_t positions = clip.config().positions;
   text::ChunkOptions chunking;
   chunking.max_length = static_cast<int>(positions);
-  const text::PromptTokens tokens =
-      text::tokenize_with_weights(tokenizer, prompt, nullptr, chunking);
-  DR_CHECK(tokens.embeddings.empty(), "prompt",
-           "textual-inversion embeddings are not supported yet");
+  const text::EmbeddingDirectory* dir = encode_options.embeddings;
+  DR_CHECK(!dir || dir->width() == clip.config().width, "prompt", "embeddings of width ",
+           dir ? dir->width() : 0, " for a text model of width ", clip.config().width);
+  const text::PromptTokens tokens = text::tokenize_with_weights(
+      tokenizer, prompt, dir ? dir->lookup() : text::EmbeddingLookup(), chunking);
+  // The vectors of the embeddings the prompt names (found, and so cached, by the lookup).
+  std::vector<Tensor> vectors;
+  for (const std::string& name : tokens.embeddings) {
+    std::optional<Tensor> v = dir->find(name);
+    DR_ASSERT(v.has_value(), "embedding ", name, " was counted but is gone");
+    vectors.push_back(*v);
+  }
   const int64_t chunks = static_cast<int64_t>(tokens.chunks.size());
   DR_ASSERT(chunks > 0);
 
@@ -28,11 +45,24 @@ Tensor encode_prompt(const text::ClipTokenizer& tokenizer, const ClipTextEncoder
   const int64_t rows = chunks + (weighted ? 1 : 0);
   Tensor ids = Tensor::empty({rows, positions}, DType::I32);
   int32_t* p = ids.data<int32_t>();
+  ClipTokenReplacement replace;
+  std::vector<float> replaced;  // [positions replaced, C]
   for (int64_t c = 0; c < chunks; ++c) {
     const auto& chunk = tokens.chunks[static_cast<size_t>(c)];
     DR_ASSERT(static_cast<int64_t>(chunk.size()) == positions, "chunk of ", chunk.size());
     for (int64_t i = 0; i < positions; ++i) {
-      const int32_t id = chunk[static_cast<size_t>(i)].id;
+      const text::PromptToken& t = chunk[static_cast<size_t>(i)];
+      if (t.id == text::kEmbeddingToken) {
+        // Any valid id holds the place; the vector replaces its token embedding.
+        p[c * positions + i] = 0;
+        replace.positions.push_back(c * positions + i);
+        const std::vector<float> v = vectors[static_cast<size_t>(t.embedding)]
+                                         .narrow0(t.embedding_row, t.embedding_row + 1)
+                                         .to_floats();
+        replaced.insert(replaced.end(), v.begin(), v.end());
+        continue;
+      }
+      const int32_t id = t.id;
       DR_CHECK(id >= 0 && id < clip.vocab_size(), "prompt", "token id ", id,
                " is outside the text model's vocabulary of ", clip.vocab_size());
       p[c * positions + i] = id;
@@ -44,10 +74,14 @@ Tensor encode_prompt(const text::ClipTokenizer& tokenizer, const ClipTextEncoder
     for (int64_t i = 1; i < positions; ++i) e[i] = tokenizer.end_token();
   }
 
+  if (!replace.positions.empty())
+    replace.vectors = Tensor::from_floats(
+        replaced, {static_cast<int64_t>(replace.positions.size()), clip.config().width});
   ClipEncodeOptions options;
-  options.clip_skip = clip_skip;
+  options.clip_skip = encode_options.clip_skip;
   options.pooled = false;
-  const Tensor hidden = clip.encode(ids, options).hidden;  // [rows, P, C]
+  // [rows, P, C], read on the CPU whatever device the text model runs on
+  const Tensor hidden = ops::to_device(clip.encode(ids, options, replace).hidden, kCpu);
   const int64_t width = hidden.dim(2);
   std::vector<float> z = hidden.to_floats();
   if (weighted) {

@@ -11,12 +11,26 @@
 #include "core/tensor.h"
 #include "models/clip_text.h"
 #include "text/clip_tokenizer.h"
+#include "text/embeddings.h"
 
 namespace darkroom::pipeline {
 
 // CPU f32 [1, 77·chunks, C].
 Tensor encode_prompt(const text::ClipTokenizer& tokenizer, const ClipTextEncoder& clip,
                      std::string_view prompt, int clip_skip = 1);
+
+struct PromptEncodeOptions {
+  int clip_skip = 1;  // CLIPSetLastLayer -clip_skip
+  // Where "embedding:name" finds its vectors (ComfyUI's embeddings folders). Null: as
+  // ComfyUI without an embedding directory, "embedding:name" stays plain text. With one,
+  // each vector takes one token position in place of a token embedding (the position
+  // embedding still added) and the segment's weight applies to it like to any token; a
+  // name that is not found is left out.
+  const text::EmbeddingDirectory* embeddings = nullptr;
+};
+
+Tensor encode_prompt(const text::ClipTokenizer& tokenizer, const ClipTextEncoder& clip,
+                     std::string_view prompt, const PromptEncodeOptions& options);
 
 // Repeats `context` [B, T, C] along the tokens to `tokens` (a multiple of T): how ComfyUI
 // batches a cond and an uncond of different lengths (CONDCrossAttn.concat, to the lcm).

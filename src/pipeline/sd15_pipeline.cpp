@@ -5,6 +5,7 @@
 #include <cstring>
 #include <numeric>
 
+#include "backend/ops.h"
 #include "core/error.h"
 #include "pipeline/checkpoint.h"
 #include "pipeline/prompt_encoder.h"
@@ -42,7 +43,8 @@ Sd15Pipeline::Sd15Pipeline(text::ClipTokenizer tokenizer, ClipTextEncoder clip, 
     : tokenizer_(std::make_shared<text::ClipTokenizer>(std::move(tokenizer))),
       clip_(std::make_shared<ClipTextEncoder>(std::move(clip))),
       unet_(std::make_shared<UNet>(std::move(unet))),
-      vae_(std::make_shared<Vae>(std::move(vae))) {
+      vae_(std::make_shared<Vae>(std::move(vae))),
+      unet_runner_(std::make_shared<UNetRunner>(*unet_, /*use_graphs=*/true)) {
   DR_CHECK(clip_->config().width == unet_->config().context_dim, "pipeline", "text model width ",
            clip_->config().width, " does not match the UNet's context width ",
            unet_->config().context_dim);
@@ -52,16 +54,22 @@ Sd15Pipeline::Sd15Pipeline(text::ClipTokenizer tokenizer, ClipTextEncoder clip, 
 }
 
 Sd15Pipeline Sd15Pipeline::from_checkpoint(const std::string& path, text::ClipTokenizer tokenizer,
-                                           DType dtype) {
-  auto file = std::make_shared<const SafetensorsFile>(SafetensorsFile::open(path));
-  detect_family(*file);
-  const Weights cw = Weights::from_file(file, kSd15ClipPrefix, kCpu, dtype);
+                                           DType dtype, DeviceId device) {
+  // .safetensors or torch.save (.ckpt, .pt), told apart by the file's first bytes.
+  const CheckpointFile file = CheckpointFile::open(path);
+  detect_family(file);
+  const Weights cw = file.weights(kSd15ClipPrefix, device, dtype);
   ClipTextEncoder clip = ClipTextEncoder::load(cw, ClipTextConfig::detect(cw));
-  const Weights uw = Weights::from_file(file, kSd15UNetPrefix, kCpu, dtype);
+  const Weights uw = file.weights(kSd15UNetPrefix, device, dtype);
   UNet unet = UNet::load(uw, UNetConfig::detect(uw));
-  const Weights vw = Weights::from_file(file, kSd15VaePrefix, kCpu, dtype);
-  Vae vae = Vae::load(vw, VaeConfig::detect(vw), /*with_encoder=*/false);
+  const Weights vw = file.weights(kSd15VaePrefix, device, dtype);
+  // With the encoder (img2img's VAEEncode) when the file has one.
+  Vae vae = Vae::load(vw, VaeConfig::detect(vw), vw.has("encoder.conv_in.weight"));
   return Sd15Pipeline(std::move(tokenizer), std::move(clip), std::move(unet), std::move(vae));
+}
+
+void Sd15Pipeline::use_cuda_graphs(bool on) {
+  unet_runner_ = std::make_shared<UNetRunner>(*unet_, on);
 }
 
 int Sd15Pipeline::vae_scale() const {
@@ -69,7 +77,9 @@ int Sd15Pipeline::vae_scale() const {
 }
 
 int Sd15Pipeline::size_multiple() const {
-  return vae_scale() * (1 << (unet_->config().levels() - 1));
+  // The UNet takes latents of any size (odd sides round up on the way down and the way up
+  // is sized to each skip, as in ldm), so, as in ComfyUI, any multiple of the VAE's scale.
+  return vae_scale();
 }
 
 Tensor Sd15Pipeline::sample(const GenerateParams& p, const ProgressFn& progress) const {
@@ -77,14 +87,23 @@ Tensor Sd15Pipeline::sample(const GenerateParams& p, const ProgressFn& progress)
   DR_CHECK(p.width > 0 && p.height > 0 && p.width % m == 0 && p.height % m == 0, "generate",
            "width and height must be positive multiples of ", m, ", got ", p.width, "x", p.height);
   DR_CHECK(p.batch >= 1, "generate", "batch must be at least 1, got ", p.batch);
+  // EmptyLatentImage: zeros (which latent_format.process_in leaves zero).
+  const int64_t h = p.height / vae_scale(), w = p.width / vae_scale();
+  return sample(p, Tensor::zeros({p.batch, h, w, vae_->config().z_channels}, DType::F32), progress);
+}
+
+Tensor Sd15Pipeline::sample(const GenerateParams& p, const Tensor& latent_z,
+                            const ProgressFn& progress) const {
+  const int64_t zc = vae_->config().z_channels;
+  DR_CHECK(latent_z.ndim() == 4 && latent_z.dim(3) == zc && latent_z.numel() > 0, "generate",
+           "expected a latent [N, h, w, ", zc, "], got ", latent_z.shape().str());
   DR_CHECK(p.steps >= 1, "generate", "steps must be at least 1, got ", p.steps);
   DR_CHECK(std::isfinite(p.cfg), "generate", "cfg must be finite");
   const sampling::SamplerInfo& sampler = sampling::get_sampler(p.sampler);
   DR_CHECK(sampling::find_scheduler(p.scheduler) != nullptr, "generate", "unknown scheduler '",
            p.scheduler, "'");
 
-  const int64_t n = p.batch, h = p.height / vae_scale(), w = p.width / vae_scale();
-  const int64_t zc = vae_->config().z_channels;
+  const int64_t n = latent_z.dim(0), h = latent_z.dim(1), w = latent_z.dim(2);
   const float latent_scale = vae_->config().latent_scale;
 
   // CLIPTextEncode ×2; ComfyUI skips the uncond pass when cfg is exactly 1.
@@ -103,18 +122,24 @@ Tensor Sd15Pipeline::sample(const GenerateParams& p, const ProgressFn& progress)
   const sampling::DiscreteSchedule schedule = sampling::DiscreteSchedule::scaled_linear();
   const std::vector<float> sigmas =
       sampling::ksampler_sigmas(schedule, p.scheduler, p.sampler, p.steps, p.denoise);
-  // EmptyLatentImage: zeros, which latent_format.process_in leaves zero.
-  const Tensor latent = Tensor::zeros({n, h, w, zc}, DType::F32);
-  if (sigmas.size() < 2) return latent;
+  // No step to take (denoise 0): KSampler hands the latent back as it came.
+  if (sigmas.size() < 2) return Tensor::from_floats(latent_z.to_floats(), latent_z.shape());
+  // latent_format.process_in: the UNet works on z·latent_scale.
+  std::vector<float> scaled = latent_z.to_floats();
+  for (float& e : scaled) e *= latent_scale;
+  const Tensor latent = Tensor::from_floats(scaled, latent_z.shape());
 
-  const UNet& unet = *unet_;
+  UNetRunner& unet = *unet_runner_;
+  // The context goes to the UNet's device once, not at every step.
+  context = ops::to_device(context, unet_->device());
   sampling::Denoiser denoise = [&](const Tensor& x, float sigma) -> Tensor {
     const Tensor x_in = sampling::calculate_input(sigma, x);  // [N, h, w, 4]
     const Tensor batch_in = use_cfg ? cat0(x_in, x_in) : x_in;
     const int64_t b = batch_in.dim(0);
     const std::vector<float> t(static_cast<size_t>(b), schedule.timestep(sigma));
     const Tensor timesteps = Tensor::from_floats(t, {b});
-    const Tensor eps = unet.forward(batch_in, timesteps, context);  // [B, h, w, 4] f32
+    const Tensor eps =
+        ops::to_device(unet.forward(batch_in, timesteps, context), kCpu);  // [B, h, w, 4] f32
     const Tensor cond_d =
         sampling::calculate_denoised(sampling::Prediction::Eps, sigma, eps.narrow0(0, n), x);
     if (!use_cfg) return cond_d;
@@ -144,7 +169,26 @@ Tensor Sd15Pipeline::sample(const GenerateParams& p, const ProgressFn& progress)
 }
 
 Tensor Sd15Pipeline::decode(const Tensor& z) const {
-  return vae_->decode(z);
+  return ops::to_device(vae_->decode(z), kCpu);
+}
+
+Tensor Sd15Pipeline::encode(const Tensor& image) const {
+  return ops::to_device(vae_->encode(image).mean, kCpu);
+}
+
+Tensor Sd15Pipeline::from_rgb8(const std::vector<RgbImage>& images) {
+  DR_CHECK(!images.empty(), "pipeline", "no images");
+  const int64_t n = static_cast<int64_t>(images.size()), h = images[0].height, w = images[0].width;
+  std::vector<float> v;
+  v.reserve(static_cast<size_t>(n * h * w * 3));
+  for (const RgbImage& img : images) {
+    DR_CHECK(
+        img.width == w && img.height == h && img.pixels.size() == static_cast<size_t>(h * w * 3),
+        "pipeline", "images of one batch must all be ", w, "x", h, " RGB");
+    // LoadImage: v / 255 in f32; VAEEncode's process_input: x·2 - 1.
+    for (uint8_t px : img.pixels) v.push_back(static_cast<float>(px) / 255.0f * 2.0f - 1.0f);
+  }
+  return Tensor::from_floats(v, {n, h, w, 3});
 }
 
 std::vector<RgbImage> Sd15Pipeline::to_rgb8(const Tensor& image) {

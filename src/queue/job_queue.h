@@ -37,16 +37,25 @@ struct MessageSinks {
 
 struct Worker {
   int cuda_device = -1;  // -1: the CPU
+  // The device's memory in bytes, for the automatic model budget (the CPU's is read from
+  // the system); 0: unknown.
+  uint64_t memory_bytes = 0;
 };
 
 struct QueueOptions {
-  std::string database_path;             // the SQLite file
+  std::string database_path;  // the SQLite file
   workflow::FolderPaths paths;
   std::vector<Worker> workers{Worker{}};  // one thread each
-  uint64_t model_memory_budget = 0;      // bytes per worker; 0: automatic
+  // Bytes of loaded models each worker keeps across prompts. 0: automatic, half of its
+  // device's memory shared by the workers on that device (CPU: physical RAM; CUDA:
+  // Worker::memory_bytes, and when that is unknown only the last model loaded is kept).
+  uint64_t model_memory_budget = 0;
   workflow::PreviewOptions preview;
-  int max_history = 10000;               // oldest entries dropped beyond this
-  bool rerun_interrupted = true;         // after a crash: re-run (true) or mark failed
+  int max_history = 10000;        // oldest entries dropped beyond this
+  bool rerun_interrupted = true;  // after a crash: re-run (true) or mark failed
+  // A prompt that was running at this many crashes is marked failed instead of re-run,
+  // so a prompt that kills the process cannot keep the server in a crash loop.
+  int max_attempts = 3;
 };
 
 struct Submitted {
@@ -79,7 +88,8 @@ class JobQueue {
   void delete_pending(const std::vector<std::string>& prompt_ids);
   void clear_pending();
   // POST /interrupt: the running prompt (or only if it is `prompt_id`). Returns whether one
-  // was interrupted.
+  // was interrupted. Without `prompt_id` every worker's running prompt is interrupted;
+  // with it, only the worker running that prompt.
   bool interrupt(const std::optional<std::string>& prompt_id);
   // Cancels a prompt wherever it is (pending: removed; running: interrupted).
   bool cancel(const std::string& prompt_id);

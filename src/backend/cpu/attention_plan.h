@@ -8,14 +8,19 @@
 namespace darkroom::cpu {
 
 struct AttentionPlan {
-  int64_t q_block;        // query rows per tile
-  int64_t k_block;        // key rows per tile
-  int64_t scratch_bytes;  // scores, probabilities, accumulator and row statistics
+  int64_t q_block;        // query rows per work item
+  int64_t k_block;        // key rows per tile of the inner loop
+  int64_t items;          // work items: batch × heads × query tiles
+  int64_t per_thread;     // scratch bytes of one thread: scores, probabilities, accumulator
+  int64_t scratch_bytes;  // per_thread × threads (oneDNN's own scratchpad not included)
 };
 
-// Tiles are sized so that one batch item's H heads × q_block × k_block f32 scores stay
-// within 32 MB and its accumulator within 8 MB: scratch is bounded (under 64 MB with the
-// bf16 copy of the scores) whatever the token count, never tokens².
-AttentionPlan plan_attention(int64_t heads, int64_t nq, int64_t nk, int64_t dv, DType dtype);
+// Work items are (batch item, head, query tile), run in parallel, each by one thread with
+// single-threaded oneDNN calls on its own scratch: q_block × k_block f32 scores (at most
+// 512 KiB, sized to stay in L2) and a q_block × Dv f32 accumulator. Query tiles shrink
+// (down to 16 rows) until there are a few items per thread. Scratch is bounded by
+// threads × per_thread whatever the token count, never tokens².
+AttentionPlan plan_attention(int64_t batch, int64_t heads, int64_t nq, int64_t nk, int64_t dv,
+                             DType dtype, int threads);
 
 }  // namespace darkroom::cpu

@@ -24,7 +24,9 @@ constexpr int kWarps = 4;
 constexpr int kQueriesPerWarp = 4;
 constexpr int kQueriesPerBlock = kWarps * kQueriesPerWarp;
 constexpr int kKeysPerTile = 32;
-constexpr int kMaxHeadDim = 256;
+// 512: the SD/SDXL VAE's mid-block attention is one head over all 512 channels. Shared
+// memory at 512 is 4·(32·513·2 + 16·512) B = 160 KiB, within sm_80's 164 KiB opt-in.
+constexpr int kMaxHeadDim = 512;
 constexpr int kMaxChunks = kMaxHeadDim / 32;
 
 struct AttentionShape {

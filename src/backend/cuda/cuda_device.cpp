@@ -136,9 +136,10 @@ void init_cuda_backend() {
     if (err != cudaSuccess || count == 0) {
       // Clear the sticky "no device" error so later runtime calls are not confused.
       cudaGetLastError();
-      DR_LOG(Info) << "no CUDA device found ("
-                   << (err != cudaSuccess ? cudaGetErrorString(err) : "0 devices")
-                   << "); using the CPU";
+      // Debug only: the commands that wanted a GPU say so themselves (cli/device_choice).
+      DR_LOG(Debug) << "no CUDA device found ("
+                    << (err != cudaSuccess ? cudaGetErrorString(err) : "0 devices")
+                    << "); using the CPU";
       return;
     }
     {

@@ -1,0 +1,124 @@
+// Latent nodes (nodes.py): EmptyLatentImage, SetLatentNoiseMask, VAEDecode, VAEEncode.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "workflow/node.h"
+
+namespace darkroom::workflow {
+namespace {
+
+constexpr int64_t kMaxResolution = 16384;  // nodes.py MAX_RESOLUTION
+
+const NodeRegistrar kEmptyLatentImage(
+    {.class_name = "EmptyLatentImage",
+     .display_name = "Empty Latent Image",
+     .category = "latent",
+     .description = "Create a new batch of empty latent images to be denoised via sampling.",
+     .required = {int_input("width", {{"default", 512},
+                                      {"min", 16},
+                                      {"max", kMaxResolution},
+                                      {"step", 8},
+                                      {"tooltip", "The width of the latent images in pixels."}}),
+                  int_input("height", {{"default", 512},
+                                       {"min", 16},
+                                       {"max", kMaxResolution},
+                                       {"step", 8},
+                                       {"tooltip", "The height of the latent images in pixels."}}),
+                  int_input("batch_size",
+                            {{"default", 1},
+                             {"min", 1},
+                             {"max", 4096},
+                             {"tooltip", "The number of latent images in the batch."}})},
+     .outputs = {{"LATENT", "LATENT", false, "The empty latent image batch."}},
+     .run = [](const NodeInputs& in, NodeContext&) -> NodeResult {
+       // zeros [batch, 4, height // 8, width // 8] in ComfyUI; NHWC here.
+       const int64_t n = in.get_int("batch_size"), h = in.get_int("height") / 8,
+                     w = in.get_int("width") / 8;
+       pipeline::Latent out;
+       out.samples = Tensor::zeros({n, h, w, 4}, DType::F32);
+       return {{Value::of("LATENT", std::move(out))}};
+     }});
+
+const NodeRegistrar kSetLatentNoiseMask(
+    {.class_name = "SetLatentNoiseMask",
+     .display_name = "Set Latent Noise Mask",
+     .category = "latent/inpaint",
+     .required = {link_input("samples", "LATENT"), link_input("mask", "MASK")},
+     .outputs = {{"LATENT", "LATENT"}},
+     .run = [](const NodeInputs& in, NodeContext&) -> NodeResult {
+       pipeline::Latent out = in.latent("samples");
+       const Tensor& mask = in.mask("mask");
+       DR_CHECK(mask.ndim() >= 2, "SetLatentNoiseMask", "expected a mask [N, H, W], got ",
+                mask.shape().str());
+       // mask.reshape((-1, 1, H, W)); kept as [M, H, W].
+       const int64_t h = mask.dim(mask.ndim() - 2), w = mask.dim(mask.ndim() - 1);
+       out.noise_mask = Tensor::from_floats(mask.to_floats(), {mask.numel() / (h * w), h, w});
+       return {{Value::of("LATENT", std::move(out))}};
+     }});
+
+const NodeRegistrar kVaeDecode(
+    {.class_name = "VAEDecode",
+     .display_name = "VAE Decode",
+     .category = "latent",
+     .description = "Decodes latent images back into pixel space images.",
+     .required = {link_input("samples", "LATENT", {{"tooltip", "The latent to be decoded."}}),
+                  link_input("vae", "VAE",
+                             {{"tooltip", "The VAE model used for decoding the latent."}})},
+     .outputs = {{"IMAGE", "IMAGE", false, "The decoded image."}},
+     .run = [](const NodeInputs& in, NodeContext& ctx) -> NodeResult {
+       const pipeline::VaeHandle& vae = in.vae("vae");
+       const Tensor& z = in.latent("samples").samples;
+       DR_CHECK(z.ndim() == 4 && z.dim(3) == vae.vae->config().z_channels, "VAEDecode",
+                "the latent ", z.shape().str(), " does not fit this VAE's ",
+                vae.vae->config().z_channels, " latent channels");
+       ctx.check_interrupt();
+       const Tensor img = vae.vae->decode(z);  // [N, H, W, 3] in [-1, 1]
+       std::vector<float> pixels = img.to_floats();
+       // process_output: clamp((x + 1) / 2, 0, 1) (NaN passes as torch.clamp lets it).
+       for (float& e : pixels) e = std::isnan(e) ? e : std::clamp((e + 1.0f) / 2.0f, 0.0f, 1.0f);
+       const Shape shape = img.shape();
+       return {{Value::of("IMAGE", Tensor::from_floats(pixels, shape))}};
+     }});
+
+const NodeRegistrar kVaeEncode(
+    {.class_name = "VAEEncode",
+     .display_name = "VAE Encode",
+     .category = "latent",
+     .required = {link_input("pixels", "IMAGE"), link_input("vae", "VAE")},
+     .outputs = {{"LATENT", "LATENT"}},
+     .run = [](const NodeInputs& in, NodeContext& ctx) -> NodeResult {
+       const pipeline::VaeHandle& vae = in.vae("vae");
+       DR_CHECK(vae.vae->config().has_encoder, "VAEEncode", "this VAE file has no encoder");
+       const Tensor& px = in.image("pixels");
+       DR_CHECK(px.ndim() == 4 && px.dim(3) >= 3, "VAEEncode",
+                "expected an image [N, H, W, C], got ", px.shape().str());
+       // vae_encode_crop_pixels: a centred crop to multiples of the downscale ratio, RGB
+       // only, then 2x - 1.
+       const int64_t r = vae.scale();
+       const int64_t n = px.dim(0), H = px.dim(1), W = px.dim(2), C = px.dim(3);
+       const int64_t h = H / r * r, w = W / r * r;
+       DR_CHECK(h > 0 && w > 0, "VAEEncode", "the image (", W, "x", H, ") is smaller than ", r,
+                " pixels");
+       const int64_t oy = (H % r) / 2, ox = (W % r) / 2;
+       const std::vector<float> src = px.to_floats();
+       std::vector<float> out;
+       for (int64_t i = 0; i < n; ++i) {
+         ctx.check_interrupt();
+         std::vector<float> img(static_cast<size_t>(h * w * 3));
+         for (int64_t y = 0; y < h; ++y)
+           for (int64_t x = 0; x < w; ++x)
+             for (int64_t k = 0; k < 3; ++k)
+               img[static_cast<size_t>((y * w + x) * 3 + k)] =
+                   src[static_cast<size_t>(((i * H + y + oy) * W + x + ox) * C + k)] * 2.0f - 1.0f;
+         const Tensor mean = vae.vae->encode(Tensor::from_floats(img, {1, h, w, 3})).mean;
+         const std::vector<float> m = mean.to_floats();
+         out.insert(out.end(), m.begin(), m.end());
+       }
+       pipeline::Latent latent;
+       latent.samples = Tensor::from_floats(out, {n, h / r, w / r, vae.vae->config().z_channels});
+       return {{Value::of("LATENT", std::move(latent))}};
+     }});
+
+}  // namespace
+}  // namespace darkroom::workflow

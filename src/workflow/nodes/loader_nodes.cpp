@@ -1,0 +1,93 @@
+// Loaders (nodes.py): CheckpointLoaderSimple and VAELoader. Loaded models are kept in the
+// executor's model cache under (file, part, dtype), so a second prompt that names the
+// same file does not read it again.
+#include <cstdlib>
+#include <filesystem>
+
+#include "backend/device.h"
+#include "pipeline/checkpoint_loader.h"
+#include "pipeline/model_cache.h"
+#include "workflow/node.h"
+
+namespace darkroom::workflow {
+namespace {
+
+namespace fs = std::filesystem;
+
+// SD 1.x's CLIP vocabulary: $DARKROOM_CLIP_DATA, else the source tree's data/clip (as
+// `darkroom generate` finds it).
+std::shared_ptr<const text::ClipTokenizer> sd1_tokenizer(pipeline::ModelCache& cache) {
+  const char* env = std::getenv("DARKROOM_CLIP_DATA");
+  const std::string dir = env != nullptr && *env != '\0' ? env : DARKROOM_DEFAULT_CLIP_DATA;
+  return cache.get_or_load<text::ClipTokenizer>(
+      "clip-tokenizer:" + dir,
+      [&]() -> std::pair<std::shared_ptr<const text::ClipTokenizer>, uint64_t> {
+        return {
+            std::make_shared<const text::ClipTokenizer>(text::ClipTokenizer::load(
+                fs::path(dir) / "sd1_tokenizer", fs::path(dir) / "bpe_simple_vocab_16e6.txt.gz")),
+            0};
+      });
+}
+
+DType model_dtype() {
+  return cpu_device().compute_dtype();
+}
+
+std::string find_or_fail(const FolderPaths& paths, const std::string& folder,
+                         const std::string& name) {
+  std::optional<std::string> path = paths.find(folder, name);
+  // ComfyUI's get_full_path_or_raise message.
+  DR_CHECK(path.has_value(), "workflow", "Model in folder '", folder, "' with filename '", name,
+           "' not found.");
+  return *path;
+}
+
+const NodeRegistrar kCheckpointLoaderSimple(
+    {.class_name = "CheckpointLoaderSimple",
+     .display_name = "Load Checkpoint",
+     .category = "loaders",
+     .description = "Loads a diffusion model checkpoint, diffusion models are used to denoise "
+                    "latents.",
+     .required = {folder_combo_input("ckpt_name", "checkpoints",
+                                     {{"tooltip", "The name of the checkpoint (model) to load."}})},
+     .outputs = {{"MODEL", "MODEL", false, "The model used for denoising latents."},
+                 {"CLIP", "CLIP", false, "The CLIP model used for encoding text prompts."},
+                 {"VAE", "VAE", false,
+                  "The VAE model used for encoding and decoding images to and from latent "
+                  "space."}},
+     .run = [](const NodeInputs& in, NodeContext& ctx) -> NodeResult {
+       const std::string path = find_or_fail(ctx.paths, "checkpoints", in.get_string("ckpt_name"));
+       const DType dtype = model_dtype();
+       auto tokenizer = sd1_tokenizer(ctx.models);
+       auto ckpt = ctx.models.get_or_load<pipeline::LoadedCheckpoint>(
+           "checkpoint:" + path + ":" + std::string(dtype_name(dtype)),
+           [&]() -> std::pair<std::shared_ptr<const pipeline::LoadedCheckpoint>, uint64_t> {
+             auto c = std::make_shared<const pipeline::LoadedCheckpoint>(
+                 pipeline::load_sd15_checkpoint(path, tokenizer, dtype));
+             return {c, c->bytes};
+           });
+       return {{Value::of("MODEL", ckpt->model), Value::of("CLIP", ckpt->clip),
+                Value::of("VAE", ckpt->vae)}};
+     }});
+
+const NodeRegistrar kVaeLoader(
+    {.class_name = "VAELoader",
+     .display_name = "Load VAE",
+     .category = "loaders",
+     .required = {folder_combo_input("vae_name", "vae")},
+     .outputs = {{"VAE", "VAE"}},
+     .run = [](const NodeInputs& in, NodeContext& ctx) -> NodeResult {
+       const std::string path = find_or_fail(ctx.paths, "vae", in.get_string("vae_name"));
+       const DType dtype = model_dtype();
+       auto vae = ctx.models.get_or_load<pipeline::LoadedVae>(
+           "vae:" + path + ":" + std::string(dtype_name(dtype)),
+           [&]() -> std::pair<std::shared_ptr<const pipeline::LoadedVae>, uint64_t> {
+             auto v =
+                 std::make_shared<const pipeline::LoadedVae>(pipeline::load_vae_file(path, dtype));
+             return {v, v->bytes};
+           });
+       return {{Value::of("VAE", vae->vae)}};
+     }});
+
+}  // namespace
+}  // namespace darkroom::workflow
