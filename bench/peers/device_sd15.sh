@@ -26,7 +26,8 @@ export PYTHON="$PY"
 timeout 330 scripts/bench-sd15.sh --size 512 --steps 3 --darkroom $B/darkroom --json \
   | tee "$OUT/sd15.jsonl"
 echo "sd15 done at $SECONDS s"
-for dt in f32 bf16; do
+timeout 90 "$PY" bench/peers/diffusers_sd15.py --dtype bf16 --bf16-mode cast --json | tee "$OUT/diffusers_bf16_cast.jsonl"
+[[ "${SKIP_UNET:-0}" == 1 ]] || for dt in f32 bf16; do
   timeout 60 $B/darkroom bench unet --size 512 --iters 3 --dtype $dt --json | tee -a "$OUT/unet.jsonl"
 done
 timeout 90 $B/darkroom bench ops --repeat 3 --json >"$OUT/ops.jsonl" 2>&1

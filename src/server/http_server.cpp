@@ -285,8 +285,7 @@ class WsSession : public WsClient, public std::enable_shared_from_this<WsSession
     const size_t queued = queued_.load();
     if (frame->binary && queued >= srv_.hub.binary_limit()) return false;
     if (queued >= srv_.hub.json_limit()) {
-      DR_LOG(Warn) << "websocket client " << id_ << " is not reading; closing it";
-      close();
+      abort();
       return false;
     }
     queued_.fetch_add(1);
@@ -306,6 +305,19 @@ class WsSession : public WsClient, public std::enable_shared_from_this<WsSession
   }
 
  private:
+  // A client that stopped reading: drop the connection at once (a close handshake would
+  // wait behind the frames it does not read).
+  void abort() {
+    net::post(ws_.get_executor(), [self = shared_from_this()] {
+      if (self->aborted_) return;
+      self->aborted_ = true;
+      DR_LOG(Warn) << "websocket client " << self->id_ << " is not reading; disconnecting it";
+      self->srv_.hub.remove(self->id_, self.get());
+      beast::error_code ec;
+      beast::get_lowest_layer(self->ws_).socket().close(ec);
+    });
+  }
+
   void on_accept(beast::error_code ec) {
     if (ec) return;
     srv_.ws_connections.fetch_add(1);
@@ -360,6 +372,7 @@ class WsSession : public WsClient, public std::enable_shared_from_this<WsSession
   std::deque<std::shared_ptr<const WsFrame>> queue_;  // touched on the strand only
   std::atomic<size_t> queued_{0};
   bool closing_ = false;
+  bool aborted_ = false;
 };
 
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
@@ -513,10 +526,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
 void do_accept(HttpServer::Impl& srv) {
   srv.acceptor.async_accept(net::make_strand(srv.ioc), [&srv](beast::error_code ec, tcp::socket s) {
-    if (!ec)
+    if (!ec) {
       std::make_shared<HttpSession>(std::move(s), srv)->run();
-    else if (ec != net::error::operation_aborted)
+    } else if (ec != net::error::operation_aborted) {
       DR_LOG(Warn) << "accept failed: " << ec.message();
+    }
     if (srv.acceptor.is_open()) do_accept(srv);
   });
 }

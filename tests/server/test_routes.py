@@ -6,6 +6,7 @@ import io
 import json
 import os
 import subprocess
+import time
 
 import pytest
 import websocket
@@ -116,10 +117,16 @@ def test_post_prompt_queues_and_answers_like_comfyui(server):
     assert j["node_errors"] == {}
     assert len(j["prompt_id"]) == 36  # a UUID
     # The prompt is now pending, running or done.
-    q = server.get("/queue").json()
-    assert set(q) == {"queue_running", "queue_pending"}
-    ids = [item[1] for item in q["queue_running"] + q["queue_pending"]]
-    hist = server.get(f"/history/{j['prompt_id']}").json()
+    # (Between leaving the queue and entering the history there is a moment in neither.)
+    deadline = time.time() + 30
+    while True:
+        q = server.get("/queue").json()
+        assert set(q) == {"queue_running", "queue_pending"}
+        ids = [item[1] for item in q["queue_running"] + q["queue_pending"]]
+        hist = server.get(f"/history/{j['prompt_id']}").json()
+        if j["prompt_id"] in ids or j["prompt_id"] in hist or time.time() > deadline:
+            break
+        time.sleep(0.1)
     assert j["prompt_id"] in ids or j["prompt_id"] in hist
 
 
@@ -337,7 +344,12 @@ def test_websocket_gets_the_prompt_messages_of_its_client(server):
     assert "execution_start" in seen
     assert seen[-1] == "execution_error"
     ws.close()
-    hist = server.get(f"/history/{pid}").json()
+    # As in ComfyUI, the history entry is written just after the last message: poll.
+    deadline = time.time() + 30
+    hist = {}
+    while pid not in hist and time.time() < deadline:
+        hist = server.get(f"/history/{pid}").json()
+        time.sleep(0.1)
     assert hist[pid]["status"]["status_str"] == "error"
 
 
@@ -363,3 +375,28 @@ def test_cors_header_option(start_server):
     assert r.headers["Access-Control-Allow-Credentials"] == "true"
     s2 = start_server("--enable-cors-header", "http://app.example")
     assert s2.get("/prompt").headers["Access-Control-Allow-Origin"] == "http://app.example"
+
+
+def test_a_client_that_stops_reading_is_dropped_and_blocks_no_one(server):
+    import socket
+    slow = websocket.create_connection(ws_url(server, "clientId=slow"), timeout=10,
+                                       sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
+    other = websocket.create_connection(ws_url(server, "clientId=other"), timeout=10)
+    assert json.loads(other.recv())["type"] == "status"
+    ask = json.dumps({"type": "feature_flags", "data": {}})
+    # Each message makes the server answer; the slow client never reads the answers.
+    dropped = False
+    for i in range(400000):
+        try:
+            slow.send(ask)
+        except (OSError, websocket.WebSocketException):
+            dropped = True  # the server hung up on it
+            break
+        if i % 20000 == 0:
+            assert server.get("/healthz", timeout=5).status_code == 200
+    assert dropped
+    # Everyone else is still served.
+    other.send(ask)
+    assert json.loads(other.recv())["type"] == "feature_flags"
+    assert server.get("/healthz").status_code == 200
+    other.close()
