@@ -7,7 +7,8 @@
 #       (`darkroom bench unet`: SD 1.5 at 512² and SDXL at 1024², CUDA graph on and off,
 #       it/s and peak memory; tools/bench_torch_unet.py for diffusers at the same shapes),
 #       SD 1.5 end to end (make-demo-model, then `darkroom generate` 512², 20 steps, on
-#       cuda:0, graph on and off: it/s, VAE decode seconds, peak memory), and the CPU bench
+#       cuda:0, graph on and off: it/s, VAE decode seconds, peak memory), `darkroom serve
+#       --cuda-device 0` with the default API workflow twice (tools/serve_smoke.py), and the CPU bench
 #       `darkroom bench ops --json` (that machine's CPU has AMX) into bench_cpu_ops.json
 #   (d) $OUT/summary.md with pass/fail counts and bench figures (always written)
 # Exits non-zero if a step or a test failed.
@@ -139,6 +140,14 @@ write_summary() {
         echo "$(basename "$f" .log):"
         grep -E "^darkroom: |captured|graph" "$f" | head -n 6 || true
       done
+      echo '```'
+      echo
+    fi
+    if [[ -s "$OUT/e2e_serve_cuda.log" ]]; then
+      echo "## darkroom serve on cuda:0 (default API workflow, 512x512, 20 steps)"
+      echo
+      echo '```'
+      grep -E "^prompt |FAILED|compute:" "$OUT/e2e_serve_cuda.log" | head -n 10 || true
       echo '```'
       echo
     fi
@@ -302,6 +311,11 @@ for g in on off; do
     --model /tmp/dr-demo.safetensors --steps 20 --cuda-device 0 --cuda-graphs "$g" \
     --out /tmp/dr-e2e --prefix "graph_$g"
 done
+# The ComfyUI workflow path on cuda:0: `darkroom serve --cuda-device 0` with the demo
+# checkpoint, the default API workflow (512², 20 steps) twice with different seeds;
+# per-prompt seconds in the log (the first includes loading the checkpoint).
+run_step e2e_serve_cuda 150 "$PY" "$ROOT/tools/serve_smoke.py" --darkroom "$DR" \
+  --base-directory /tmp/dr-serve --checkpoint /tmp/dr-demo.safetensors --device-args "--cuda-device 0"
 # server_api needs pytest/websocket-client/playwright, which the GPU machine lacks.
 run_step ctest 150 ctest --test-dir "$BUILD_DIR" -j "$JOBS" --timeout 100 -E server_api --output-on-failure
 # CPU kernels vs oneDNN on the GPU machine's CPU; JSON lines, flushed per case, so a

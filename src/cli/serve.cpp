@@ -1,5 +1,8 @@
 // `darkroom serve`: the ComfyUI-compatible server (HTTP + WebSocket API, the official
 // frontend, the durable queue with one worker per device), on 127.0.0.1:8188 by default.
+// Workers: one per CUDA device found (--cuda-device N: that one only), each with a model
+// budget from its device's memory; the CPU with --cpu or when no CUDA device is usable
+// (then a line on stderr says why, as `darkroom generate` does).
 //
 // The frontend's static files come from --front-end-root, else $DARKROOM_FRONT_END_ROOT,
 // else the `comfyui_frontend_package` pip package of the python3 on PATH (its static/
@@ -12,7 +15,9 @@
 #include <memory>
 
 #include "backend/device.h"
+#include "backend/device_graph.h"
 #include "cli/commands.h"
+#include "cli/device_choice.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "queue/job_queue.h"
@@ -40,6 +45,7 @@ const char* kUsage = R"(usage: darkroom serve [options]
   --enable-cors-header [ORIGIN]   send CORS headers (default origin *) instead of
                               ComfyUI's Host/Origin check
   --cpu                       run on the CPU even when CUDA devices exist
+  --cuda-device N             run on CUDA device N only (default: one worker per device)
   --http-threads N            I/O threads (default 4)
 )";
 
@@ -87,6 +93,7 @@ int run_serve(const std::vector<std::string>& args) {
   std::vector<std::string> extra_model_paths;
   std::string preview_method = "auto";
   bool insecure_no_auth = false, force_cpu = false;
+  int cuda_pin = -1;  // --cuda-device
   if (const char* env = std::getenv("DARKROOM_AUTH_TOKEN"); env != nullptr) opt.auth_token = env;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -152,6 +159,8 @@ int run_serve(const std::vector<std::string>& args) {
       opt.cors_origin = has_value() ? value() : "*";
     } else if (a == "--cpu") {
       force_cpu = true;
+    } else if (a == "--cuda-device") {
+      cuda_pin = parse_cuda_device("serve", value());
     } else if (a == "--http-threads") {
       opt.threads = static_cast<int>(number(1, 256));
     } else if (a == "--help" || a == "-h") {
@@ -165,6 +174,20 @@ int run_serve(const std::vector<std::string>& args) {
     fail("serve", "--listen ", opt.listen,
          " reaches beyond this machine: pass --auth-token TOKEN (or --insecure-no-auth to "
          "serve without one)");
+  DR_CHECK(!(force_cpu && cuda_pin >= 0), "serve", "--cpu and --cuda-device exclude each other");
+
+  // The CUDA devices the workers run on (none: one CPU worker). choose_device prints the
+  // fallback line when no CUDA device is usable and rejects a pinned index past the last.
+  std::vector<int> cuda_workers;
+  if (!force_cpu) {
+    const DeviceId first = choose_device(cuda_pin);
+    if (first.type == DeviceType::Cuda) {
+      if (cuda_pin >= 0)
+        cuda_workers.push_back(first.index);
+      else
+        for (int i = 0; i < cuda_device_count(); ++i) cuda_workers.push_back(i);
+    }
+  }
 
   workflow::FolderPaths paths = workflow::FolderPaths::under(base);
   auto set_dir = [](std::string* field, const std::string& dir) {
@@ -186,9 +209,14 @@ int run_serve(const std::vector<std::string>& args) {
   ctx.devices.push_back({cpu_device().description(), "cpu", 0,
                          static_cast<uint64_t>(si.totalram) * si.mem_unit,
                          static_cast<uint64_t>(si.freeram) * si.mem_unit});
-  const int cuda_count = cuda_device_count();
-  for (int i = 0; i < cuda_count; ++i)
-    ctx.devices.push_back({device_for({DeviceType::Cuda, i}).description(), "cuda", i, 0, 0});
+  std::vector<uint64_t> cuda_total(cuda_workers.size(), 0);
+  for (size_t k = 0; k < cuda_workers.size(); ++k) {
+    const int i = cuda_workers[k];
+    const DeviceMemoryStats mem = device_memory_stats({DeviceType::Cuda, i});
+    cuda_total[k] = mem.device_total;
+    ctx.devices.push_back({device_for({DeviceType::Cuda, i}).description(), "cuda", i,
+                           mem.device_total, mem.device_total - mem.device_used});
+  }
   ctx.argv = {"darkroom", "serve"};
   for (size_t i = 0; i < args.size(); ++i) {
     ctx.argv.push_back(args[i]);
@@ -206,8 +234,10 @@ int run_serve(const std::vector<std::string>& args) {
   qopt.paths = paths;
   qopt.preview.method = preview_method;
   qopt.workers.clear();
-  if (!force_cpu)
-    for (int i = 0; i < cuda_count; ++i) qopt.workers.push_back({i});
+  // Each worker's model budget comes from its device's memory (job_queue.cpp's
+  // model_budget: half of it).
+  for (size_t k = 0; k < cuda_workers.size(); ++k)
+    qopt.workers.push_back({cuda_workers[k], cuda_total[k]});
   if (qopt.workers.empty()) qopt.workers.push_back({-1});
   queue::MessageSinks sinks;
   sinks.json_message = [&http](const std::string& client_id, const nlohmann::json& message) {
@@ -228,8 +258,14 @@ int run_serve(const std::vector<std::string>& args) {
 
   http.bind();
   jobs->start();
-  DR_LOG(Info) << "compute: " << (qopt.workers.front().cuda_device >= 0 ? "CUDA" : "CPU") << ", "
-               << cpu_device().description()
+  std::string compute = "CPU";
+  if (!cuda_workers.empty()) {
+    compute = "CUDA";
+    for (int i : cuda_workers)
+      compute += (i == cuda_workers.front() ? " " : ", ") + std::to_string(i);
+    compute += " (one worker each)";
+  }
+  DR_LOG(Info) << "compute: " << compute << "; " << cpu_device().description()
                << "; frontend: " << (opt.web_root.empty() ? "none" : opt.web_root)
                << "; auth: " << (opt.auth_token.empty() ? "off" : "bearer token");
   http.run();

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "models/unet_runner.h"
 #include "pipeline/checkpoint.h"
 
 namespace darkroom::pipeline {
@@ -56,7 +57,7 @@ std::shared_ptr<const sampling::DiscreteSchedule> discrete_schedule(bool zsnr) {
 
 LoadedCheckpoint load_sd15_checkpoint(const std::string& path,
                                       std::shared_ptr<const text::ClipTokenizer> tokenizer,
-                                      DType dtype) {
+                                      DType dtype, DeviceId device) {
   auto file = std::make_shared<const SafetensorsFile>(SafetensorsFile::open(path));
   // Tiny test models (32-wide context) declare their family; real files are recognised
   // from their tensors.
@@ -64,13 +65,13 @@ LoadedCheckpoint load_sd15_checkpoint(const std::string& path,
   if (family == file->metadata().end() || family->second != "sd15") detect_family(*file);
   LoadedCheckpoint out;
 
-  const Weights cw = Weights::from_file(file, kSd15ClipPrefix, kCpu, dtype);
+  const Weights cw = Weights::from_file(file, kSd15ClipPrefix, device, dtype);
   const ClipTextConfig cc =
       ClipTextConfig::detect(cw, metadata_int(*file, "darkroom.clip.heads", 0));
   out.clip.tokenizer = std::move(tokenizer);
   out.clip.encoder = std::make_shared<const ClipTextEncoder>(ClipTextEncoder::load(cw, cc));
 
-  const Weights uw = Weights::from_file(file, kSd15UNetPrefix, kCpu, dtype);
+  const Weights uw = Weights::from_file(file, kSd15UNetPrefix, device, dtype);
   UNetConfig uc = UNetConfig::detect(uw);
   uc.groups = metadata_int(*file, "darkroom.unet.groups", uc.groups);
   if (file->metadata().contains("darkroom.unet.num_heads")) {
@@ -78,10 +79,17 @@ LoadedCheckpoint load_sd15_checkpoint(const std::string& path,
     uc.head_dim = 0;
   }
   out.model.unet = std::make_shared<const UNet>(UNet::load(uw, uc));
+  if (device.type == DeviceType::Cuda) {
+    // The runner points at the UNet; its deleter holds the UNet so that neither outlives
+    // the other in any copy of the handle.
+    std::shared_ptr<const UNet> unet = out.model.unet;
+    out.model.runner = std::shared_ptr<UNetRunner>(new UNetRunner(*unet, /*use_graphs=*/true),
+                                                   [unet](UNetRunner* r) { delete r; });
+  }
   out.model.sampling.schedule = discrete_schedule(false);
   out.model.source = path;
 
-  const Weights vw = Weights::from_file(file, kSd15VaePrefix, kCpu, dtype);
+  const Weights vw = Weights::from_file(file, kSd15VaePrefix, device, dtype);
   const VaeConfig vc = VaeConfig::detect(vw, metadata_int(*file, "darkroom.vae.groups", 32));
   out.vae.vae = std::make_shared<const Vae>(Vae::load(vw, vc, vc.has_encoder));
   out.model.latent_scale = vc.latent_scale;
@@ -92,13 +100,13 @@ LoadedCheckpoint load_sd15_checkpoint(const std::string& path,
   return out;
 }
 
-LoadedVae load_vae_file(const std::string& path, DType dtype) {
+LoadedVae load_vae_file(const std::string& path, DType dtype, DeviceId device) {
   auto file = std::make_shared<const SafetensorsFile>(SafetensorsFile::open(path));
   // A VAE extracted from a checkpoint keeps "first_stage_model."; diffusers-era ldm VAE
   // files (vae-ft-mse-840000-ema-pruned) have the bare names.
   const bool prefixed = file->find("first_stage_model.decoder.conv_in.weight") != nullptr;
   const std::string prefix = prefixed ? kSd15VaePrefix : "";
-  const Weights w = Weights::from_file(file, prefix, kCpu, dtype);
+  const Weights w = Weights::from_file(file, prefix, device, dtype);
   DR_CHECK(w.has("decoder.conv_in.weight"), "vae", path,
            ": no VAE decoder (decoder.conv_in.weight) under '", prefix,
            "'; diffusers-format VAE files are not supported yet");

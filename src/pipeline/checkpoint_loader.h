@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 
+#include "core/device_id.h"
 #include "core/dtype.h"
 #include "pipeline/model_handles.h"
 
@@ -26,16 +27,17 @@ struct LoadedCheckpoint {
   uint64_t bytes = 0;  // the weights' size in `dtype`, for the model cache's budget
 };
 
-// The tokenizer is shared by every checkpoint (SD 1.x's CLIP-L vocabulary).
+// The tokenizer is shared by every checkpoint (SD 1.x's CLIP-L vocabulary). The weights
+// are uploaded to `device` once; on a CUDA device the MODEL gets a UNetRunner (graphs on).
 LoadedCheckpoint load_sd15_checkpoint(const std::string& path,
                                       std::shared_ptr<const text::ClipTokenizer> tokenizer,
-                                      DType dtype);
+                                      DType dtype, DeviceId device = kCpu);
 
 struct LoadedVae {
   VaeHandle vae;
   uint64_t bytes = 0;
 };
-LoadedVae load_vae_file(const std::string& path, DType dtype);
+LoadedVae load_vae_file(const std::string& path, DType dtype, DeviceId device = kCpu);
 
 // ComfyUI's ModelSamplingDiscrete: the SD sigma table, optionally rescaled to zero
 // terminal SNR (the last ᾱ set to 4.8973451890853435e-08 as ComfyUI does).

@@ -6,7 +6,9 @@
 #include <map>
 #include <numeric>
 
+#include "backend/ops.h"
 #include "core/error.h"
+#include "models/unet_runner.h"
 #include "pipeline/mask_ops.h"
 #include "pipeline/prompt_encoder.h"
 #include "sampling/prediction.h"
@@ -181,7 +183,11 @@ std::vector<Tensor> calc_cond_batch(const ModelHandle& model,
     const Tensor x_in = sampling::calculate_input(sigma, crops);
     const Tensor timesteps =
         Tensor::from_floats(std::vector<float>(static_cast<size_t>(b), timestep), {b});
-    const Tensor net = model.unet->forward(x_in, timesteps, context);
+    // On a CUDA device the runner replays a graph per shape; the result comes back to the
+    // CPU in f32 (x_in's dtype), where the sampler state lives.
+    const Tensor net = ops::to_device(model.runner ? model.runner->forward(x_in, timesteps, context)
+                                                   : model.unet->forward(x_in, timesteps, context),
+                                      kCpu);
     const Tensor denoised =
         sampling::calculate_denoised(model.sampling.prediction, sigma, net, crops);
     const float* d = denoised.data<float>();

@@ -14,6 +14,10 @@
 #include "sampling/schedule.h"
 #include "text/clip_tokenizer.h"
 
+namespace darkroom {
+class UNetRunner;
+}
+
 namespace darkroom::pipeline {
 
 // ModelSamplingDiscrete's choices: what the network predicts and its sigma table.
@@ -28,6 +32,9 @@ struct ModelSampling {
 // MODEL: the denoising network, how it samples, and its latent format.
 struct ModelHandle {
   std::shared_ptr<const UNet> unet;
+  // Runs `unet` with CUDA graphs per shape when it lives on a CUDA device (it keeps `unet`
+  // alive); null on the CPU, where the sampler calls unet->forward.
+  std::shared_ptr<UNetRunner> runner;
   ModelSampling sampling;
   // latent_format: the model works on z·scale_factor (SD 1.x: 0.18215).
   float latent_scale = 0.18215f;

@@ -324,7 +324,7 @@ bool JobQueue::cancel(const std::string& prompt_id) {
   return interrupt(prompt_id);
 }
 
-json JobQueue::history(std::optional<int> max_items, int offset) const {
+nlohmann::ordered_json JobQueue::history(std::optional<int> max_items, int offset) const {
   return state_->store.history(max_items, offset);
 }
 

@@ -94,8 +94,9 @@ class JobQueue {
   // Cancels a prompt wherever it is (pending: removed; running: interrupted).
   bool cancel(const std::string& prompt_id);
 
-  // GET /history?max_items=&offset=, GET /history/{id}: {"<id>": entry, ...}.
-  json history(std::optional<int> max_items, int offset) const;
+  // GET /history?max_items=&offset=, GET /history/{id}: {"<id>": entry, ...}, the
+  // first in completion order (JobStore::history).
+  nlohmann::ordered_json history(std::optional<int> max_items, int offset) const;
   json history(const std::string& prompt_id) const;
   // POST /history {"delete": [ids]} / {"clear": true}.
   void delete_history(const std::vector<std::string>& prompt_ids);

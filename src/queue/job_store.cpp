@@ -217,7 +217,7 @@ int JobStore::clear_pending() {
   return static_cast<int>(db_->changes());
 }
 
-json JobStore::history(std::optional<int> max_items, int offset) const {
+nlohmann::ordered_json JobStore::history(std::optional<int> max_items, int offset) const {
   std::lock_guard lock(mutex_);
   // ComfyUI: a negative offset with max_items means "the newest max_items".
   if (offset < 0 && max_items) {
@@ -227,8 +227,8 @@ json JobStore::history(std::optional<int> max_items, int offset) const {
   SqliteStatement st(*db_, "SELECT prompt_id, entry FROM history ORDER BY seq LIMIT ? OFFSET ?");
   st.bind(1, static_cast<int64_t>(max_items ? std::max(*max_items, 0) : -1));
   st.bind(2, static_cast<int64_t>(std::max(offset, 0)));
-  json out = json::object();
-  while (st.step()) out[st.column_text(0)] = json::parse(st.column_text(1));
+  nlohmann::ordered_json out = nlohmann::ordered_json::object();
+  while (st.step()) out[st.column_text(0)] = nlohmann::ordered_json::parse(st.column_text(1));
   return out;
 }
 

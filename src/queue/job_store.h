@@ -81,7 +81,10 @@ class JobStore {
   int clear_pending();
 
   // ComfyUI's get_history(): max_items with a negative offset gives the newest max_items.
-  json history(std::optional<int> max_items, int offset) const;
+  // Keys in completion order, oldest first, as ComfyUI's dict keeps them (clients and the
+  // frontend's history list read them in that order), hence ordered_json: plain json
+  // would sort them by prompt id.
+  nlohmann::ordered_json history(std::optional<int> max_items, int offset) const;
   std::optional<json> history_entry(const std::string& prompt_id) const;
   int history_size() const;
   bool delete_history(const std::string& prompt_id);

@@ -140,12 +140,13 @@ Response list_jobs(const ApiContext& ctx, const Request& r) {
   if (wants("pending"))
     for (const json& item : q["queue_pending"]) jobs.push_back(queue_job(item, "pending"));
   if (wants("completed") || wants("failed")) {
-    const json h = ctx.queue->history(std::nullopt, 0);
+    // In completion order (ordered_json), so equal times keep ComfyUI's order below.
+    const nlohmann::ordered_json h = ctx.queue->history(std::nullopt, 0);
     for (auto it = h.begin(); it != h.end(); ++it) {
       const bool failed = it->contains("status") && (*it)["status"].is_object() &&
                           (*it)["status"].value("status_str", "") == "error";
       if (failed ? wants("failed") : wants("completed"))
-        jobs.push_back(history_job(it.key(), *it, false));
+        jobs.push_back(history_job(it.key(), json(*it), false));
     }
   }
   if (!workflow_id.empty())

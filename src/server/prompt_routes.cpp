@@ -146,14 +146,16 @@ void add_prompt_routes(HttpServer& server, ApiContext& ctx) {
   });
   server.route("GET", "/history", [&ctx](const Request& r) {
     std::optional<int> max_items;
-    int offset = 0;
+    int offset = -1;  // server.py's default: with max_items, the newest entries
     try {
       if (r.has_arg("max_items")) max_items = std::stoi(r.arg("max_items"));
       if (r.has_arg("offset")) offset = std::stoi(r.arg("offset"));
     } catch (const std::exception&) {
       fail("history", "max_items and offset must be integers");
     }
-    return Response::json_body(ctx.queue->history(max_items, offset));
+    // Dumped as ordered_json: the keys stay in completion order (Response::json_body would
+    // sort them).
+    return Response{200, "application/json", ctx.queue->history(max_items, offset).dump(), {}};
   });
   server.route("GET", "/history/{prompt_id}", [&ctx](const Request& r) {
     return Response::json_body(ctx.queue->history(r.params.at("prompt_id")));

@@ -188,6 +188,32 @@ TEST_F(JobStoreTest, HistoryPagingAndTrimmingFollowComfyUI) {
   EXPECT_EQ(s.history_size(), 0);
 }
 
+TEST_F(JobStoreTest, HistoryKeysFollowCompletionOrderNotPromptIdOrder) {
+  // ComfyUI's history is a dict: its keys come in the order prompts finished. These ids
+  // sort differently ("a" < "b" < "c") from the order they finish in.
+  JobStore s(path_);
+  const std::vector<std::string> order = {"c-first", "a-second", "b-third"};
+  for (size_t i = 0; i < order.size(); ++i) {
+    add(s, order[i]);
+    ASSERT_EQ(s.claim(0)->prompt_id, order[i]);
+    s.finish(order[i], success(static_cast<int>(i)), 100);
+  }
+  auto keys = [](const nlohmann::ordered_json& h) {
+    std::vector<std::string> k;
+    for (auto it = h.begin(); it != h.end(); ++it) k.push_back(it.key());
+    return k;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(keys(s.history(std::nullopt, -1)), order);
+  // The newest two, oldest of them first; and offset 1 from the oldest.
+  EXPECT_EQ(keys(s.history(2, -1)), (V{"a-second", "b-third"}));
+  EXPECT_EQ(keys(s.history(1, 1)), (V{"a-second"}));
+  // The serialised text keeps the order too (what GET /history sends).
+  const std::string text = s.history(std::nullopt, -1).dump();
+  EXPECT_LT(text.find("\"c-first\""), text.find("\"a-second\""));
+  EXPECT_LT(text.find("\"a-second\""), text.find("\"b-third\""));
+}
+
 TEST_F(JobStoreTest, RecoveryRerunsTheRunningPromptFirstThenFailsItAfterMaxAttempts) {
   {
     JobStore s(path_);

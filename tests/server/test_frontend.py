@@ -1,10 +1,12 @@
 """The official ComfyUI frontend (pip comfyui_frontend_package) served by darkroom and
 driven by headless Chromium (playwright with Debian's /usr/bin/chromium): it loads with a
-clean console, and ComfyUI's default text-to-image workflow queues from it.
+clean console, and ComfyUI's default text-to-image workflow runs from it to an image the
+frontend shows.
 
 (Frontend 1.58's own start graph is a Z-Image Turbo workflow whose loader nodes darkroom
 does not have; the test loads ComfyUI's classic SD 1.5 default graph into the frontend and
-queues that through the frontend's own queuePrompt.)"""
+queues that through the frontend's own queuePrompt, with the tiny single-file SD 1.x
+checkpoint of comfy_client.py, a small size and 2 steps so the run ends quickly on a CPU.)"""
 import json
 import os
 import time
@@ -12,7 +14,8 @@ import time
 import pytest
 from playwright.sync_api import sync_playwright
 
-from comfy_prompts import CKPT, default_prompt
+from comfy_client import (CKPT_NAME, HEIGHT, VAE_SCALE, WIDTH, default_workflow,
+                          install_tiny_checkpoint, png_info)
 
 CHROMIUM = "/usr/bin/chromium"
 APP = "window.comfyAPI.app.app"
@@ -95,17 +98,27 @@ def test_frontend_loads_with_clean_console(start_server, browser, tmp_path):
     assert r.headers["Content-Type"] == "application/javascript; charset=utf-8"
 
 
-def test_frontend_queues_the_default_workflow(start_server, browser, tmp_path):
+def test_frontend_runs_the_default_workflow_and_shows_the_image(start_server, browser,
+                                                               tmp_path, tmp_path_factory):
     base = seeded_base(tmp_path)
-    os.makedirs(base / "models" / "checkpoints")
-    # A stand-in checkpoint: enough for validation and for the queue; loading it fails,
-    # which ends the run with an execution error in the history.
-    (base / "models" / "checkpoints" / CKPT).write_bytes(b"stand-in")
+    cache = tmp_path_factory.getbasetemp() / "tiny-ckpt"
+    cache.mkdir(exist_ok=True)
+    install_tiny_checkpoint(base, cache)  # a real (tiny) SD 1.x single-file checkpoint
     s = start_server(base=base)
     page, log = open_frontend(browser, s)
-    page.evaluate(f"(p) => {APP}.loadApiJson(p, 'default.json')", default_prompt())
+    # ComfyUI's default graph with the tiny checkpoint, a small size and 2 steps: the
+    # frontend takes the widget values from the API JSON it loads.
+    steps = 2
+    wf = default_workflow(steps=steps, prefix="frontend")
+    page.evaluate(f"(p) => {APP}.loadApiJson(p, 'default.json')", wf)
     page.wait_for_function(f"() => {APP}.graph._nodes.some(n => n.type === 'KSampler')",
                            timeout=60000)
+    widgets = page.evaluate(f"""() => Object.fromEntries({APP}.graph._nodes.map(n =>
+        [n.type, Object.fromEntries((n.widgets || []).map(w => [w.name, w.value]))]))""")
+    assert widgets["KSampler"]["steps"] == steps
+    assert widgets["EmptyLatentImage"]["width"] == WIDTH
+    assert widgets["EmptyLatentImage"]["height"] == HEIGHT
+    assert widgets["CheckpointLoaderSimple"]["ckpt_name"] == CKPT_NAME
     with page.expect_response(lambda r: r.url.endswith("/api/prompt") and
                               r.request.method == "POST", timeout=60000) as resp:
         page.evaluate(f"() => {APP}.queuePrompt(0, 1)")
@@ -116,18 +129,61 @@ def test_frontend_queues_the_default_workflow(start_server, browser, tmp_path):
     pid = body["prompt_id"]
     sent = r.request.post_data_json
     classes = sorted(n["class_type"] for n in sent["prompt"].values())
-    assert classes == sorted(n["class_type"] for n in default_prompt().values())
+    assert classes == sorted(n["class_type"] for n in wf.values())
     assert sent["client_id"]  # the frontend's websocket session
     assert sent["extra_data"]["extra_pnginfo"]["workflow"]["nodes"]
-    # The run reaches the history (ending in the stand-in checkpoint's load error).
-    deadline = time.time() + 120
+    # The run finishes with a success status in the history.
+    deadline = time.time() + 240
     h = {}
     while time.time() < deadline:
         h = s.get(f"/history/{pid}").json()
-        if pid in h:
+        if pid in h and h[pid]["status"]["completed"] is not None:
             break
         time.sleep(0.5)
-    assert pid in h
-    assert h[pid]["prompt"][1] == pid
+    assert pid in h, "the prompt never reached the history:\n" + s.log()
+    entry = h[pid]
+    assert entry["prompt"][1] == pid
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    assert entry["status"]["completed"] is True
+    assert [m[0] for m in entry["status"]["messages"]][-1] == "execution_success"
+    save_id = next(k for k, n in sent["prompt"].items() if n["class_type"] == "SaveImage")
+    images = entry["outputs"][save_id]["images"]
+    assert len(images) == 1 and images[0]["type"] == "output"
+    assert images[0]["filename"].startswith("frontend")
+    # The frontend got the output over its websocket (its "executed" message) ...
+    page.wait_for_function(f"() => {APP}.nodeOutputs && {APP}.nodeOutputs[{json.dumps(save_id)}]",
+                           timeout=60000)
+    got = page.evaluate(f"() => {APP}.nodeOutputs[{json.dumps(save_id)}].images")
+    assert got == images
+    # ... and shows it on the SaveImage node: the canvas loads a node's images when it draws
+    # the node, so the view is centred on it (headless, the default view may not show it),
+    # and the node's image element loads the file through /view.
+    page.evaluate(f"""() => {{
+        const n = {APP}.graph._nodes.find(n => n.type === 'SaveImage');
+        {APP}.canvas.centerOnNode(n);
+        {APP}.graph.setDirtyCanvas(true, true);
+    }}""")
+    page.wait_for_function(f"""() => {{
+        {APP}.canvas.draw(true, true);
+        const n = {APP}.graph._nodes.find(n => n.type === 'SaveImage');
+        return n && n.imgs && n.imgs.length > 0 && n.imgs[0].complete &&
+               n.imgs[0].naturalWidth > 0;
+    }}""", timeout=60000)
+    shown = page.evaluate(f"""() => {{
+        const img = {APP}.graph._nodes.find(n => n.type === 'SaveImage').imgs[0];
+        return {{src: img.src, w: img.naturalWidth, h: img.naturalHeight}};
+    }}""")
+    assert "/view?" in shown["src"] and images[0]["filename"] in shown["src"], shown
+    # The tiny VAE upsamples the 1/8-size latent 2x (comfy_client.py).
+    size = (WIDTH // 8 * VAE_SCALE, HEIGHT // 8 * VAE_SCALE)
+    assert (shown["w"], shown["h"]) == size
+    # The same file through /view is a PNG of that size.
+    v = s.get("/view", params={"filename": images[0]["filename"],
+                               "subfolder": images[0]["subfolder"], "type": "output"})
+    assert v.status_code == 200
+    assert v.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png_info(v.content)[:2] == size
+    time.sleep(1)  # late requests the frontend makes after the run (history, queue)
     assert log.page_errors == []
     assert log.server_errors == []
+    assert log.own_console_errors() == []

@@ -151,6 +151,49 @@ def test_queue_and_history_posts(server):
     assert server.post("/free", json={"unload_models": True, "free_memory": True}).status_code == 200
 
 
+def test_history_keeps_completion_order_and_max_items_gives_the_newest(start_server):
+    # ComfyUI's history is a dict in the order prompts finished; GET /history?max_items=N
+    # (offset defaulting to -1) is the newest N of it, oldest first (execution.py
+    # get_history). These ids sort ("a" < "b" < "c") differently from the order they run in.
+    s = start_server()
+    ckpt_dir = os.path.join(s.base_dir, "models", "checkpoints")
+    os.makedirs(ckpt_dir, exist_ok=True)
+    with open(os.path.join(ckpt_dir, CKPT), "wb") as f:
+        f.write(b"not a real model")  # each run ends at once in a load error
+    order = ["c0000000-0000-0000-0000-000000000001", "a0000000-0000-0000-0000-000000000002",
+             "b0000000-0000-0000-0000-000000000003"]
+    for pid in order:
+        # One at a time, so the completion order is the order of this list.
+        r = s.post("/prompt", json={"prompt": default_prompt(), "prompt_id": pid})
+        assert r.status_code == 200, r.text
+        deadline = time.time() + 60
+        while pid not in s.get(f"/history/{pid}").json():
+            assert time.time() < deadline, f"{pid} never reached the history"
+            time.sleep(0.1)
+
+    def keys(path):
+        r = s.get(path)
+        assert r.status_code == 200, r.text
+        # The keys as they stand in the body text.
+        return [k for k, _ in json.loads(r.text, object_pairs_hook=lambda pairs: pairs)]
+
+    assert keys("/history") == order
+    assert keys("/api/history") == order
+    assert keys("/history?max_items=2") == order[1:]
+    assert keys("/history?max_items=1") == order[2:]
+    assert keys("/history?max_items=5") == order
+    assert keys("/history?max_items=2&offset=0") == order[:2]
+    assert keys("/history?max_items=1&offset=1") == order[1:2]
+    assert keys("/history?offset=1") == order[1:]
+    # A prompt run again becomes the newest entry.
+    r = s.post("/prompt", json={"prompt": default_prompt(), "prompt_id": order[0]})
+    assert r.status_code == 200, r.text
+    deadline = time.time() + 60
+    while keys("/history") != order[1:] + order[:1]:
+        assert time.time() < deadline, keys("/history")
+        time.sleep(0.1)
+
+
 # --- node and model lookups --------------------------------------------------------------
 
 def test_object_info_has_comfyui_node_shape(server):

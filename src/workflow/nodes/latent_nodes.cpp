@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "backend/ops.h"
 #include "workflow/node.h"
 
 namespace darkroom::workflow {
@@ -73,7 +74,8 @@ const NodeRegistrar kVaeDecode(
                 "the latent ", z.shape().str(), " does not fit this VAE's ",
                 vae.vae->config().z_channels, " latent channels");
        ctx.check_interrupt();
-       const Tensor img = vae.vae->decode(z);  // [N, H, W, 3] in [-1, 1]
+       // [N, H, W, 3] in [-1, 1], back on the CPU when the VAE runs on a CUDA device
+       const Tensor img = ops::to_device(vae.vae->decode(z), kCpu);
        std::vector<float> pixels = img.to_floats();
        // process_output: clamp((x + 1) / 2, 0, 1) (NaN passes as torch.clamp lets it).
        for (float& e : pixels) e = std::isnan(e) ? e : std::clamp((e + 1.0f) / 2.0f, 0.0f, 1.0f);
@@ -111,7 +113,8 @@ const NodeRegistrar kVaeEncode(
              for (int64_t k = 0; k < 3; ++k)
                img[static_cast<size_t>((y * w + x) * 3 + k)] =
                    src[static_cast<size_t>(((i * H + y + oy) * W + x + ox) * C + k)] * 2.0f - 1.0f;
-         const Tensor mean = vae.vae->encode(Tensor::from_floats(img, {1, h, w, 3})).mean;
+         const Tensor mean =
+             ops::to_device(vae.vae->encode(Tensor::from_floats(img, {1, h, w, 3})).mean, kCpu);
          const std::vector<float> m = mean.to_floats();
          out.insert(out.end(), m.begin(), m.end());
        }

@@ -1,6 +1,7 @@
-// Loaders (nodes.py): CheckpointLoaderSimple and VAELoader. Loaded models are kept in the
-// executor's model cache under (file, part, dtype), so a second prompt that names the
-// same file does not read it again.
+// Loaders (nodes.py): CheckpointLoaderSimple and VAELoader. Networks load on the
+// executor's device in its compute dtype (bf16 on CUDA). Loaded models are kept in the
+// executor's model cache under (file, part, dtype, device), so a second prompt that names
+// the same file does not read it again.
 #include <cstdlib>
 #include <filesystem>
 
@@ -29,8 +30,12 @@ std::shared_ptr<const text::ClipTokenizer> sd1_tokenizer(pipeline::ModelCache& c
       });
 }
 
-DType model_dtype() {
-  return cpu_device().compute_dtype();
+DType model_dtype(DeviceId device) {
+  return device_for(device).compute_dtype();
+}
+
+std::string cache_key(const char* part, const std::string& path, DType dtype, DeviceId device) {
+  return std::string(part) + ":" + path + ":" + std::string(dtype_name(dtype)) + ":" + device.str();
 }
 
 std::string find_or_fail(const FolderPaths& paths, const std::string& folder,
@@ -57,13 +62,13 @@ const NodeRegistrar kCheckpointLoaderSimple(
                   "space."}},
      .run = [](const NodeInputs& in, NodeContext& ctx) -> NodeResult {
        const std::string path = find_or_fail(ctx.paths, "checkpoints", in.get_string("ckpt_name"));
-       const DType dtype = model_dtype();
+       const DType dtype = model_dtype(ctx.device);
        auto tokenizer = sd1_tokenizer(ctx.models);
        auto ckpt = ctx.models.get_or_load<pipeline::LoadedCheckpoint>(
-           "checkpoint:" + path + ":" + std::string(dtype_name(dtype)),
+           cache_key("checkpoint", path, dtype, ctx.device),
            [&]() -> std::pair<std::shared_ptr<const pipeline::LoadedCheckpoint>, uint64_t> {
              auto c = std::make_shared<const pipeline::LoadedCheckpoint>(
-                 pipeline::load_sd15_checkpoint(path, tokenizer, dtype));
+                 pipeline::load_sd15_checkpoint(path, tokenizer, dtype, ctx.device));
              return {c, c->bytes};
            });
        return {{Value::of("MODEL", ckpt->model), Value::of("CLIP", ckpt->clip),
@@ -78,12 +83,12 @@ const NodeRegistrar kVaeLoader(
      .outputs = {{"VAE", "VAE"}},
      .run = [](const NodeInputs& in, NodeContext& ctx) -> NodeResult {
        const std::string path = find_or_fail(ctx.paths, "vae", in.get_string("vae_name"));
-       const DType dtype = model_dtype();
+       const DType dtype = model_dtype(ctx.device);
        auto vae = ctx.models.get_or_load<pipeline::LoadedVae>(
-           "vae:" + path + ":" + std::string(dtype_name(dtype)),
+           cache_key("vae", path, dtype, ctx.device),
            [&]() -> std::pair<std::shared_ptr<const pipeline::LoadedVae>, uint64_t> {
-             auto v =
-                 std::make_shared<const pipeline::LoadedVae>(pipeline::load_vae_file(path, dtype));
+             auto v = std::make_shared<const pipeline::LoadedVae>(
+                 pipeline::load_vae_file(path, dtype, ctx.device));
              return {v, v->bytes};
            });
        return {{Value::of("VAE", vae->vae)}};
