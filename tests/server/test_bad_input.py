@@ -7,6 +7,7 @@ response is 400 {"error": {"type", "message", "details", "extra_info"}, "node_er
 import io
 import os
 import subprocess
+import time
 
 import pytest
 import requests
@@ -330,3 +331,45 @@ def test_malformed_http_is_refused_and_server_lives(server):
             reply = b""
         assert reply == b"" or reply.startswith(b"HTTP/1.1 4")
         s.close()
+
+
+# --- graphs that validate badly or fail while running ---------------------------------------
+
+def test_dependency_cycle(server):
+    # 3 (KSampler) → 8 (VAEDecode) → 10 (VAEEncode) → 3: every link has the right type, so
+    # only the cycle is wrong.
+    p = default_prompt()
+    p["10"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["8", 0], "vae": ["4", 2]}}
+    p["3"]["inputs"]["latent_image"] = ["10", 0]
+    r = post_prompt(server, p)
+    assert r.status_code == 400, r.text
+    j = r.json()
+    assert j["error"]["type"] == "prompt_outputs_failed_validation"
+    cycle_errors = [e for ne in j["node_errors"].values() for e in ne["errors"]
+                    if e["type"] == "dependency_cycle"]
+    assert cycle_errors, j
+    assert set(cycle_errors[0]["extra_info"]["cycle_nodes"]) == {"3", "8", "10"}
+
+
+def test_corrupt_model_file_fails_the_prompt_not_the_server(server):
+    # The module's checkpoint file holds "not a real model": validation passes (the name is
+    # in the folder), loading fails, the prompt ends in ComfyUI's execution_error and the
+    # next request is served.
+    r = post_prompt(server, default_prompt())
+    assert r.status_code == 200, r.text
+    pid = r.json()["prompt_id"]
+    entry = None
+    for _ in range(600):
+        h = server.get(f"/history/{pid}").json()
+        if pid in h:
+            entry = h[pid]
+            break
+        time.sleep(0.1)
+    assert entry is not None, "the prompt never finished"
+    assert entry["status"]["status_str"] == "error"
+    errors = [m[1] for m in entry["status"]["messages"] if m[0] == "execution_error"]
+    assert len(errors) == 1, entry["status"]["messages"]
+    assert errors[0]["node_id"] == "4"
+    assert errors[0]["node_type"] == "CheckpointLoaderSimple"
+    assert CKPT in errors[0]["exception_message"], errors[0]["exception_message"]
+    assert server.get("/object_info/KSampler").status_code == 200
