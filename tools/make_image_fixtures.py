@@ -2,6 +2,7 @@
 """Writes the small image files and references that the codec and image-node tests read.
 
     python3 tools/make_image_fixtures.py          (writes into tests/data/images/)
+    python3 tools/make_image_fixtures.py --only-bislerp   (only the bislerp_* files)
 
 Decoding (tests/test_image_codec.cpp): PNG/JPEG/WebP files written by Pillow, each with
 the pixels Pillow decodes from it (ImageOps.exif_transpose applied, as ComfyUI's
@@ -28,6 +29,9 @@ Image nodes (tests/workflow/test_image_nodes.cpp):
                           crop "center" as comfy.utils.common_upscale
   latent_src.f32 / latent_up_<method>.f32   a [1, 4, 5, 7] NCHW latent and LatentUpscale's
                           interpolate to 9x12 (stored NHWC like darkroom's latents)
+  bislerp_src.f32 / bislerp_<h>x<w>[_center].f32   a [2, 10, 13, 4] NHWC latent and
+                          comfy.utils.bislerp of it (transcribed here) to 9x12, 14x8 and,
+                          center-cropped, 8x8
   preview_src.f32 / preview.rgb            a [1, 6, 9, 4] NHWC model-space latent and the
                           uint8 RGB that ComfyUI's Latent2RGBPreviewer makes of it (SD1.5
                           factors) before resizing
@@ -47,6 +51,7 @@ import io
 import json
 import pathlib
 import struct
+import sys
 import zlib
 
 import numpy as np
@@ -249,6 +254,88 @@ def write_scale():
         f32(f"latent_up_{method}.f32", out.movedim(1, -1).numpy())
 
 
+def bislerp(samples, width, height):
+    """comfy.utils.bislerp, transcribed: samples [N, C, H, W] float32."""
+    def slerp(b1, b2, r):
+        c = b1.shape[-1]
+        b1_norms = torch.norm(b1, dim=-1, keepdim=True)
+        b2_norms = torch.norm(b2, dim=-1, keepdim=True)
+        b1_normalized = b1 / b1_norms
+        b2_normalized = b2 / b2_norms
+        b1_normalized[b1_norms.expand(-1, c) == 0.0] = 0.0
+        b2_normalized[b2_norms.expand(-1, c) == 0.0] = 0.0
+        dot = (b1_normalized * b2_normalized).sum(1)
+        omega = torch.acos(dot)
+        so = torch.sin(omega)
+        res = (torch.sin((1.0 - r.squeeze(1)) * omega) / so).unsqueeze(1) * b1_normalized + \
+            (torch.sin(r.squeeze(1) * omega) / so).unsqueeze(1) * b2_normalized
+        res *= (b1_norms * (1.0 - r) + b2_norms * r).expand(-1, c)
+        res[dot > 1 - 1e-5] = b1[dot > 1 - 1e-5]
+        res[dot < 1e-5 - 1] = (b1 * (1.0 - r) + b2 * r)[dot < 1e-5 - 1]
+        return res
+
+    def generate_bilinear_data(length_old, length_new):
+        coords_1 = torch.arange(length_old, dtype=torch.float32).reshape((1, 1, 1, -1))
+        coords_1 = torch.nn.functional.interpolate(coords_1, size=(1, length_new), mode="bilinear")
+        ratios = coords_1 - coords_1.floor()
+        coords_1 = coords_1.to(torch.int64)
+        coords_2 = torch.arange(length_old, dtype=torch.float32).reshape((1, 1, 1, -1)) + 1
+        coords_2[:, :, :, -1] -= 1
+        coords_2 = torch.nn.functional.interpolate(coords_2, size=(1, length_new), mode="bilinear")
+        coords_2 = coords_2.to(torch.int64)
+        return ratios, coords_1, coords_2
+
+    samples = samples.float()
+    n, c, h, w = samples.shape
+    h_new, w_new = (height, width)
+    ratios, coords_1, coords_2 = generate_bilinear_data(w, w_new)
+    coords_1 = coords_1.expand((n, c, h, -1))
+    coords_2 = coords_2.expand((n, c, h, -1))
+    ratios = ratios.expand((n, 1, h, -1))
+    pass_1 = samples.gather(-1, coords_1).movedim(1, -1).reshape((-1, c))
+    pass_2 = samples.gather(-1, coords_2).movedim(1, -1).reshape((-1, c))
+    ratios = ratios.movedim(1, -1).reshape((-1, 1))
+    result = slerp(pass_1, pass_2, ratios)
+    result = result.reshape(n, h, w_new, c).movedim(-1, 1)
+    ratios, coords_1, coords_2 = generate_bilinear_data(h, h_new)
+    coords_1 = coords_1.reshape((1, 1, -1, 1)).expand((n, c, -1, w_new))
+    coords_2 = coords_2.reshape((1, 1, -1, 1)).expand((n, c, -1, w_new))
+    ratios = ratios.reshape((1, 1, -1, 1)).expand((n, 1, -1, w_new))
+    pass_1 = result.gather(-2, coords_1).movedim(1, -1).reshape((-1, c))
+    pass_2 = result.gather(-2, coords_2).movedim(1, -1).reshape((-1, c))
+    ratios = ratios.movedim(1, -1).reshape((-1, 1))
+    result = slerp(pass_1, pass_2, ratios)
+    return result.reshape(n, h_new, w_new, c).movedim(-1, 1)
+
+
+def write_bislerp():
+    """LatentUpscale "bislerp": a [2, 4, 10, 13] NCHW latent (its own seed, so this case can
+    be written alone) with the slerp edge cases planted: a zero vector, two equal
+    neighbours (dot 1: the first vector is kept) and two opposite ones (a plain lerp)."""
+    rng = np.random.default_rng(20261126)
+    lat = torch.from_numpy(rng.normal(size=(2, 4, 10, 13)).astype(np.float32))
+    lat[0, :, 0, 0] = 0.0
+    lat[0, :, 3, 5] = lat[0, :, 3, 4]
+    lat[1, :, 6, 8] = -lat[1, :, 6, 7]
+    lat[1, :, 2, :] = lat[1, :, 1, :]
+    f32("bislerp_src.f32", lat.movedim(1, -1).numpy())
+    # (latent h, w, crop): what LatentUpscale asks common_upscale for.
+    for (h, w, crop) in [(9, 12, "disabled"), (14, 8, "disabled"), (8, 8, "center")]:
+        s = lat
+        if crop == "center":  # comfy.utils.common_upscale's crop
+            old_w, old_h = s.shape[-1], s.shape[-2]
+            old_aspect, new_aspect = old_w / old_h, w / h
+            x = y = 0
+            if old_aspect > new_aspect:
+                x = round((old_w - old_w * (new_aspect / old_aspect)) / 2)
+            elif old_aspect < new_aspect:
+                y = round((old_h - old_h * (old_aspect / new_aspect)) / 2)
+            s = s.narrow(-2, y, old_h - y * 2).narrow(-1, x, old_w - x * 2)
+        out = bislerp(s, w, h)
+        suffix = "_center" if crop == "center" else ""
+        f32(f"bislerp_{h}x{w}{suffix}.f32", out.movedim(1, -1).numpy())
+
+
 def write_preview():
     # comfy/latent_formats.py SD15.latent_rgb_factors (rows: latent channels; cols: RGB)
     factors = torch.tensor([[0.3512, 0.2297, 0.3227],
@@ -322,6 +409,11 @@ def write_tiled():
 
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
+    # --only-bislerp: write just the bislerp fixtures (the others depend on the installed
+    # Pillow/libjpeg/diffusers and stay as committed).
+    if "--only-bislerp" in sys.argv[1:]:
+        write_bislerp()
+        return
     write_pngs()
     write_jpegs()
     write_webps()
@@ -330,6 +422,7 @@ def main():
     write_scale()
     write_preview()
     write_tiled()
+    write_bislerp()
 
 
 if __name__ == "__main__":

@@ -180,7 +180,7 @@ std::vector<Tensor> calc_cond_batch(const ModelHandle& model,
                     ctx.data<float>(), ctx.nbytes());
     }
     if (before_model) before_model();
-    const Tensor x_in = sampling::calculate_input(sigma, crops);
+    const Tensor x_in = sampling::calculate_input(model.sampling.prediction, sigma, crops);
     const Tensor timesteps =
         Tensor::from_floats(std::vector<float>(static_cast<size_t>(b), timestep), {b});
     // On a CUDA device the runner replays a graph per shape; the result comes back to the
@@ -189,7 +189,7 @@ std::vector<Tensor> calc_cond_batch(const ModelHandle& model,
                                                    : model.unet->forward(x_in, timesteps, context),
                                       kCpu);
     const Tensor denoised =
-        sampling::calculate_denoised(model.sampling.prediction, sigma, net, crops);
+        sampling::calculate_denoised(model.sampling.prediction, sigma, net, crops, timestep);
     const float* d = denoised.data<float>();
     for (size_t i = 0; i < g.size(); ++i) {
       const ResolvedCond& r = *g[i];

@@ -34,6 +34,22 @@ DiscreteSchedule::DiscreteSchedule(std::span<const double> sigmas) {
   }
 }
 
+DiscreteSchedule DiscreteSchedule::distilled(const DiscreteSchedule& full, int original_timesteps) {
+  const int total = full.num_timesteps();
+  DR_CHECK(original_timesteps >= 2 && original_timesteps <= total, "schedule",
+           "original_timesteps must be in [2, ", total, "], got ", original_timesteps);
+  DR_CHECK(full.skip_steps_ == 1, "schedule", "the schedule is already distilled");
+  const int skip = total / original_timesteps;
+  // The float32 table values, as ComfyUI copies them out of its float sigmas.
+  std::vector<double> valid(static_cast<size_t>(original_timesteps));
+  for (int x = 0; x < original_timesteps; ++x)
+    valid[static_cast<size_t>(original_timesteps - 1 - x)] =
+        full.sigmas_[static_cast<size_t>(total - 1 - x * skip)];
+  DiscreteSchedule out(valid);
+  out.skip_steps_ = skip;
+  return out;
+}
+
 float DiscreteSchedule::timestep(float sigma) const {
   const float log_sigma = std::log(sigma);
   size_t best = 0;
@@ -45,11 +61,13 @@ float DiscreteSchedule::timestep(float sigma) const {
       best_dist = dist;
     }
   }
-  return static_cast<float>(best);
+  return static_cast<float>(best * skip_steps_ + (skip_steps_ - 1));
 }
 
 float DiscreteSchedule::sigma(float timestep) const {
-  const float t = std::clamp(timestep, 0.0f, static_cast<float>(sigmas_.size() - 1));
+  const float k = static_cast<float>(skip_steps_);
+  const float index = skip_steps_ == 1 ? timestep : (timestep - (k - 1.0f)) / k;
+  const float t = std::clamp(index, 0.0f, static_cast<float>(sigmas_.size() - 1));
   const auto low = static_cast<size_t>(std::floor(t));
   const auto high = static_cast<size_t>(std::ceil(t));
   const float w = t - std::floor(t);

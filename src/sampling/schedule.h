@@ -22,18 +22,25 @@ class DiscreteSchedule {
                                         int timesteps = 1000);
   // From a table of sigmas in double, increasing with t; stored as float like ComfyUI.
   explicit DiscreteSchedule(std::span<const double> sigmas);
+  // ModelSamplingDiscreteDistilled (LCM, comfy_extras/nodes_model_advanced.py): of
+  // `full`'s T sigmas, the `original_timesteps` at t = T-1, T-1-k, … with
+  // k = T / original_timesteps (skip_steps), increasing. Its timestep() is
+  // index·k + k - 1 and sigma() inverts that before interpolating.
+  static DiscreteSchedule distilled(const DiscreteSchedule& full, int original_timesteps = 50);
 
   std::span<const float> sigmas() const { return sigmas_; }
   // log(σ) taken in double, then rounded to float.
   std::span<const float> log_sigmas() const { return log_sigmas_; }
   int num_timesteps() const { return static_cast<int>(sigmas_.size()); }
+  int skip_steps() const { return skip_steps_; }  // 1 unless distilled
   float sigma_min() const { return sigmas_.front(); }
   float sigma_max() const { return sigmas_.back(); }
 
   // The nearest table index in log space, argmin_t |log σ - log σ_t| (first on ties):
-  // the integer timestep ComfyUI feeds the UNet for σ.
+  // the integer timestep ComfyUI feeds the UNet for σ (distilled: index·k + k - 1).
   float timestep(float sigma) const;
-  // σ at a fractional timestep by linear interpolation of log σ (t clamped to [0, T-1]).
+  // σ at a fractional timestep by linear interpolation of log σ (t clamped to [0, T-1];
+  // distilled: the index (t - (k - 1)) / k, clamped to the table).
   float sigma(float timestep) const;
   // ComfyUI's percent_to_sigma: 0 % -> 999999999.9 (before the start), 100 % -> 0.
   float percent_to_sigma(double percent) const;
@@ -41,6 +48,7 @@ class DiscreteSchedule {
  private:
   std::vector<float> sigmas_;
   std::vector<float> log_sigmas_;
+  int skip_steps_ = 1;
 };
 
 // The schedulers. `steps` sampling steps give steps + 1 sigmas (ending in 0), except

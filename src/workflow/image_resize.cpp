@@ -77,6 +77,65 @@ std::vector<float> apply_taps(const std::vector<float>& src, int64_t outer, int6
   return dst;
 }
 
+// ---- bislerp --------------------------------------------------------------------------
+
+// comfy.utils.bislerp's generate_bilinear_data for one axis: torch's bilinear
+// interpolation of the ramps 0…in-1 (giving the first source index, truncated, and the
+// ratio, its fraction) and 1…in with the last entry kept at in-1 (the second index). The
+// second ramp is interpolated on its own, so its index can land on the first one.
+struct SlerpTaps {
+  std::vector<int64_t> first, second;
+  std::vector<float> ratio;
+};
+
+SlerpTaps slerp_taps(int64_t in, int64_t out) {
+  const std::vector<Taps> taps = linear_taps(in, out);
+  std::vector<float> ramp1(static_cast<size_t>(in)), ramp2(static_cast<size_t>(in));
+  for (int64_t i = 0; i < in; ++i) {
+    ramp1[static_cast<size_t>(i)] = static_cast<float>(i);
+    ramp2[static_cast<size_t>(i)] = static_cast<float>(std::min(i + 1, in - 1));
+  }
+  const std::vector<float> c1 = apply_taps(ramp1, 1, in, 1, taps);
+  const std::vector<float> c2 = apply_taps(ramp2, 1, in, 1, taps);
+  SlerpTaps t;
+  for (int64_t o = 0; o < out; ++o) {
+    const float v1 = c1[static_cast<size_t>(o)], v2 = c2[static_cast<size_t>(o)];
+    t.ratio.push_back(v1 - std::floor(v1));
+    t.first.push_back(static_cast<int64_t>(v1));  // .to(torch.int64) truncates
+    t.second.push_back(static_cast<int64_t>(v2));
+  }
+  return t;
+}
+
+// bislerp's slerp of two channel vectors b1, b2 [c] at ratio r: the directions slerped,
+// the length interpolated linearly; b1 itself where the directions (nearly) agree, a
+// plain lerp where they are (nearly) opposite. A zero vector's direction counts as 0.
+void slerp(const float* b1, const float* b2, float r, int64_t c, float* out) {
+  double s1 = 0, s2 = 0;
+  for (int64_t k = 0; k < c; ++k) {
+    s1 += static_cast<double>(b1[k]) * b1[k];
+    s2 += static_cast<double>(b2[k]) * b2[k];
+  }
+  const float n1 = static_cast<float>(std::sqrt(s1)), n2 = static_cast<float>(std::sqrt(s2));
+  auto unit = [](float v, float n) { return n == 0.0f ? 0.0f : v / n; };
+  float dot = 0;
+  for (int64_t k = 0; k < c; ++k) dot += unit(b1[k], n1) * unit(b2[k], n2);
+  // torch compares the f32 dot with the Python doubles rounded to f32.
+  if (dot > static_cast<float>(1.0 - 1e-5)) {
+    std::copy_n(b1, c, out);
+    return;
+  }
+  if (dot < static_cast<float>(1e-5 - 1.0)) {
+    for (int64_t k = 0; k < c; ++k) out[k] = b1[k] * (1.0f - r) + b2[k] * r;
+    return;
+  }
+  const float omega = std::acos(dot);
+  const float so = std::sin(omega);
+  const float w1 = std::sin((1.0f - r) * omega) / so, w2 = std::sin(r * omega) / so;
+  const float length = n1 * (1.0f - r) + n2 * r;
+  for (int64_t k = 0; k < c; ++k) out[k] = (w1 * unit(b1[k], n1) + w2 * unit(b2[k], n2)) * length;
+}
+
 // ---- Pillow ---------------------------------------------------------------------------
 
 constexpr int kPrecisionBits = 32 - 8 - 2;
@@ -235,6 +294,33 @@ std::vector<float> interpolate(std::span<const float> src, int64_t h, int64_t w,
   fail("upscale", "unknown upscale_method '", method, "'");
 }
 
+std::vector<float> bislerp(std::span<const float> src, int64_t h, int64_t w, int64_t c, int64_t oh,
+                           int64_t ow) {
+  DR_CHECK(h > 0 && w > 0 && c > 0 && oh > 0 && ow > 0, "upscale", "bad size ", h, "x", w, " → ",
+           oh, "x", ow);
+  DR_ASSERT(static_cast<int64_t>(src.size()) == h * w * c, "bislerp: wrong source size");
+  // Along the width first, then along the height of that result, as ComfyUI does.
+  const SlerpTaps tx = slerp_taps(w, ow);
+  std::vector<float> mid(static_cast<size_t>(h * ow * c));
+  for (int64_t y = 0; y < h; ++y)
+    for (int64_t x = 0; x < ow; ++x) {
+      const size_t i = static_cast<size_t>(x);
+      slerp(&src[static_cast<size_t>((y * w + tx.first[i]) * c)],
+            &src[static_cast<size_t>((y * w + tx.second[i]) * c)], tx.ratio[i], c,
+            &mid[static_cast<size_t>((y * ow + x) * c)]);
+    }
+  const SlerpTaps ty = slerp_taps(h, oh);
+  std::vector<float> dst(static_cast<size_t>(oh * ow * c));
+  for (int64_t y = 0; y < oh; ++y) {
+    const size_t i = static_cast<size_t>(y);
+    for (int64_t x = 0; x < ow; ++x)
+      slerp(&mid[static_cast<size_t>((ty.first[i] * ow + x) * c)],
+            &mid[static_cast<size_t>((ty.second[i] * ow + x) * c)], ty.ratio[i], c,
+            &dst[static_cast<size_t>((y * ow + x) * c)]);
+  }
+  return dst;
+}
+
 std::vector<uint8_t> pil_resize(std::span<const uint8_t> src, int64_t h, int64_t w, int64_t c,
                                 int64_t oh, int64_t ow, PilFilter filter) {
   DR_CHECK(h > 0 && w > 0 && oh > 0 && ow > 0, "resize", "bad size ", h, "x", w, " → ", oh, "x",
@@ -289,6 +375,8 @@ Tensor common_upscale(const Tensor& x, int64_t width, int64_t height, const std:
       const std::vector<uint8_t> r = pil_resize(u8, ch, cw, c, height, width, PilFilter::Lanczos);
       res.resize(r.size());
       for (size_t i = 0; i < r.size(); ++i) res[i] = static_cast<float>(r[i]) / 255.0f;
+    } else if (method == "bislerp") {
+      res = bislerp(plane, ch, cw, c, height, width);
     } else {
       res = interpolate(plane, ch, cw, c, height, width, method);
     }

@@ -21,14 +21,20 @@ namespace darkroom::workflow {
 
 // comfy.utils.common_upscale: x CPU f32 [N, H, W, C] → [N, height, width, C]. method:
 // "nearest-exact" | "bilinear" | "area" | "bicubic" | "lanczos" (Pillow LANCZOS on the
-// image clipped and truncated to uint8, as comfy.utils.lanczos); crop "disabled" |
-// "center" (cut to the target aspect ratio first).
+// image clipped and truncated to uint8, as comfy.utils.lanczos) | "bislerp"; crop
+// "disabled" | "center" (cut to the target aspect ratio first).
 Tensor common_upscale(const Tensor& x, int64_t width, int64_t height, const std::string& method,
                       const std::string& crop);
 
 // torch.nn.functional.interpolate(mode=method) on one image [h, w, c] → [oh, ow, c].
 std::vector<float> interpolate(std::span<const float> src, int64_t h, int64_t w, int64_t c,
                                int64_t oh, int64_t ow, const std::string& method);
+
+// comfy.utils.bislerp on one image [h, w, c] → [oh, ow, c]: bilinear positions, but each
+// pixel's channel vector is slerped between its two neighbours (direction by angle,
+// length linearly), along the width and then the height.
+std::vector<float> bislerp(std::span<const float> src, int64_t h, int64_t w, int64_t c, int64_t oh,
+                           int64_t ow);
 
 enum class PilFilter { Bilinear, Bicubic, Lanczos };
 

@@ -3,7 +3,8 @@
 //    folder_paths.get_save_image_path behaviour, and the PNG they write (read back);
 //  - LoadImage's IMAGE and MASK (1 - alpha) against Pillow's decode of the fixtures;
 //  - ImageScale and LatentUpscale against torch.nn.functional.interpolate / Pillow
-//    LANCZOS results (tools/make_image_fixtures.py);
+//    LANCZOS results, and LatentUpscale's bislerp against comfy.utils.bislerp run by
+//    PyTorch (tools/make_image_fixtures.py);
 //  - latent previews against ComfyUI's Latent2RGBPreviewer math (torch);
 //  - VAEDecodeTiled against ComfyUI's tiling restated in PyTorch around diffusers'
 //    AutoencoderKL, and against the untiled decode.
@@ -358,6 +359,36 @@ TEST(ImageNodes, LatentUpscaleMatchesTorch) {
     EXPECT_EQ(out.batch_index, lat.batch_index);
     expect_near_all(out.samples.to_floats(), read_f32(std::string("latent_up_") + method + ".f32"),
                     2e-6, method);
+  }
+}
+
+// bislerp against comfy.utils.bislerp run by PyTorch (tools/make_image_fixtures.py). The
+// source has a zero vector, equal neighbours and opposite neighbours planted, so the
+// slerp's special cases are in the comparison; batch 2 checks the batches stay apart.
+TEST(ImageNodes, LatentUpscaleBislerpMatchesComfyUI) {
+  TempDir base("bislerp");
+  NodeRun r(base.path);
+  pipeline::Latent lat;
+  lat.samples = Tensor::from_floats(read_f32("bislerp_src.f32"), {2, 10, 13, 4});
+  struct Case {
+    int64_t width_px, height_px;  // LatentUpscale's pixel sizes (latent = / 8)
+    const char* crop;
+    const char* file;
+  };
+  for (const Case& c :
+       {Case{96, 72, "disabled", "bislerp_9x12.f32"}, Case{64, 112, "disabled", "bislerp_14x8.f32"},
+        Case{64, 64, "center", "bislerp_8x8_center.f32"}}) {
+    SCOPED_TRACE(c.file);
+    NodeInputs in;
+    in.set("samples", Value::of("LATENT", lat));
+    in.set("upscale_method", Value::literal("COMBO", "bislerp"));
+    in.set("width", Value::literal("INT", c.width_px));
+    in.set("height", Value::literal("INT", c.height_px));
+    in.set("crop", Value::literal("COMBO", c.crop));
+    const pipeline::Latent out = r.run("LatentUpscale", in).outputs[0].as<pipeline::Latent>();
+    ASSERT_EQ(out.samples.shape(), Shape({2, c.height_px / 8, c.width_px / 8, 4}));
+    // acos/sin in libm vs torch's vectorised versions: measured worst 1.3e-6.
+    expect_near_all(out.samples.to_floats(), read_f32(c.file), 5e-6, c.file);
   }
 }
 

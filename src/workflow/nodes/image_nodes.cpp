@@ -254,8 +254,6 @@ const NodeRegistrar kLatentUpscale(
        int64_t width = in.get_int("width"), height = in.get_int("height");
        if (width == 0 && height == 0) return {{Value::of("LATENT", samples)}};
        const std::string& method = in.get_string("upscale_method");
-       DR_CHECK(method != "bislerp", "LatentUpscale",
-                "upscale_method 'bislerp' is not implemented yet; use bilinear or bicubic");
        const int64_t h = samples.samples.dim(1), w = samples.samples.dim(2);
        // ComfyUI sizes in pixels, at least 64, then // 8 for the latent.
        if (width == 0) {
