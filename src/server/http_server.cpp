@@ -18,7 +18,16 @@
 #include <random>
 #include <sstream>
 #include <thread>
+#include <type_traits>
 #include <vector>
+
+#if DARKROOM_HAVE_TLS
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/ssl.hpp>
+#endif
 
 #include "core/error.h"
 #include "core/log.h"
@@ -82,6 +91,9 @@ struct HttpServer::Impl {
   net::io_context ioc;
   tcp::acceptor acceptor{ioc};
   uint16_t bound_port = 0;
+#if DARKROOM_HAVE_TLS
+  std::optional<net::ssl::context> tls;  // set: every connection starts with a TLS handshake
+#endif
 
   mutable std::mutex stats_mutex;
   std::map<int, uint64_t> status_counts;
@@ -268,10 +280,27 @@ struct HttpServer::Impl {
 
 namespace {
 
-class WsSession : public WsClient, public std::enable_shared_from_this<WsSession> {
+// The two transports the sessions below are written once for: plain TCP, and TLS over it
+// (--tls-keyfile/--tls-certfile). Both are Beast streams whose lowest layer is a
+// tcp_stream, which holds the timeouts and the socket.
+using PlainStream = beast::tcp_stream;
+#if DARKROOM_HAVE_TLS
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+template <class Stream>
+constexpr bool kIsTls = std::is_same_v<Stream, TlsStream>;
+#else
+template <class Stream>
+constexpr bool kIsTls = false;
+#endif
+
+template <class Stream>
+class WsSession : public WsClient, public std::enable_shared_from_this<WsSession<Stream>> {
+  using std::enable_shared_from_this<WsSession<Stream>>::shared_from_this;
+
  public:
-  WsSession(tcp::socket&& socket, HttpServer::Impl& srv, std::string id)
-      : ws_(std::move(socket)), srv_(srv), id_(std::move(id)) {}
+  // `stream`: the HTTP session's connection, TLS handshake already done when there is one.
+  WsSession(Stream&& stream, HttpServer::Impl& srv, std::string id)
+      : ws_(std::move(stream)), srv_(srv), id_(std::move(id)) {}
 
   void run(http::request<http::string_body> req) {
     ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
@@ -365,7 +394,7 @@ class WsSession : public WsClient, public std::enable_shared_from_this<WsSession
     if (!queue_.empty()) do_write();
   }
 
-  websocket::stream<beast::tcp_stream> ws_;
+  websocket::stream<Stream> ws_;
   HttpServer::Impl& srv_;
   std::string id_;
   beast::flat_buffer rbuf_;
@@ -375,22 +404,54 @@ class WsSession : public WsClient, public std::enable_shared_from_this<WsSession
   bool aborted_ = false;
 };
 
-class HttpSession : public std::enable_shared_from_this<HttpSession> {
+template <class Stream>
+class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
+  using std::enable_shared_from_this<HttpSession<Stream>>::shared_from_this;
+
  public:
-  HttpSession(tcp::socket&& socket, HttpServer::Impl& srv)
-      : stream_(std::move(socket)), srv_(srv) {}
+  // `args`: what Stream is made from (the accepted socket; with TLS also the context).
+  template <class... Args>
+  explicit HttpSession(HttpServer::Impl& srv, Args&&... args)
+      : stream_(std::forward<Args>(args)...), srv_(srv) {}
 
   void run() {
     net::dispatch(stream_.get_executor(),
-                  beast::bind_front_handler(&HttpSession::do_read, shared_from_this()));
+                  beast::bind_front_handler(&HttpSession::start, shared_from_this()));
   }
 
  private:
+  void start() {
+#if DARKROOM_HAVE_TLS  // net::ssl is not there to name without OpenSSL
+    if constexpr (kIsTls<Stream>) {
+      // A client that speaks plain HTTP (or nothing) to a TLS port fails the handshake
+      // and is dropped without an answer: there is no TLS channel to send one on.
+      tcp_layer().expires_after(std::chrono::seconds(30));
+      stream_.async_handshake(
+          net::ssl::stream_base::server,
+          beast::bind_front_handler(&HttpSession::on_handshake, shared_from_this()));
+      return;
+    }
+#endif
+    do_read();
+  }
+
+  void on_handshake(beast::error_code ec) {
+    if (ec) {
+      DR_LOG(Debug) << "TLS handshake failed: " << ec.message();
+      return close_socket();
+    }
+    do_read();
+  }
+
+  beast::tcp_stream& tcp_layer() {
+    return beast::get_lowest_layer(stream_);
+  }
+
   void do_read() {
     parser_.emplace();
     parser_->header_limit(64 * 1024);
     parser_->body_limit(srv_.opt.max_body_bytes);
-    stream_.expires_after(std::chrono::seconds(120));  // idle keep-alive connections end
+    tcp_layer().expires_after(std::chrono::seconds(120));  // idle keep-alive connections end
     http::async_read_header(stream_, buffer_, *parser_,
                             beast::bind_front_handler(&HttpSession::on_header, shared_from_this()));
   }
@@ -424,7 +485,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void read_body() {
-    stream_.expires_after(std::chrono::seconds(300));
+    tcp_layer().expires_after(std::chrono::seconds(300));
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&HttpSession::on_read, shared_from_this()));
   }
@@ -460,8 +521,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     }
     std::string id = query.count("clientId") ? query["clientId"] : "";
     if (id.empty()) id = random_hex(16);
-    stream_.expires_never();
-    std::make_shared<WsSession>(stream_.release_socket(), srv_, id)->run(std::move(req));
+    tcp_layer().expires_never();
+    // The websocket takes over the whole stream (with TLS: the session's TLS state).
+    std::make_shared<WsSession<Stream>>(std::move(stream_), srv_, id)->run(std::move(req));
   }
 
   void send(http::response<http::string_body> res) {
@@ -496,8 +558,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                       [self = shared_from_this(), sp](beast::error_code ec, std::size_t) {
                         if (ec) return self->do_close();
                         beast::error_code e;
-                        self->stream_.socket().shutdown(tcp::socket::shutdown_send, e);
-                        self->stream_.expires_after(std::chrono::seconds(10));
+                        self->tcp_layer().socket().shutdown(tcp::socket::shutdown_send, e);
+                        self->tcp_layer().expires_after(std::chrono::seconds(10));
                         self->drain();
                       });
   }
@@ -512,12 +574,28 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void do_close() {
-    beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.socket().close(ec);
+    if constexpr (kIsTls<Stream>) {
+      // TLS says goodbye with close_notify first; a peer that is gone fails it fast, one
+      // that stalls meets the timeout.
+      if (!shutting_down_) {
+        shutting_down_ = true;
+        tcp_layer().expires_after(std::chrono::seconds(5));
+        stream_.async_shutdown(
+            [self = shared_from_this()](beast::error_code) { self->close_socket(); });
+        return;
+      }
+    }
+    close_socket();
   }
 
-  beast::tcp_stream stream_;
+  void close_socket() {
+    beast::error_code ec;
+    tcp_layer().socket().shutdown(tcp::socket::shutdown_both, ec);
+    tcp_layer().socket().close(ec);
+  }
+
+  Stream stream_;
+  bool shutting_down_ = false;  // TLS: close_notify sent
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::vector<char> drain_buf_;
@@ -527,7 +605,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 void do_accept(HttpServer::Impl& srv) {
   srv.acceptor.async_accept(net::make_strand(srv.ioc), [&srv](beast::error_code ec, tcp::socket s) {
     if (!ec) {
-      std::make_shared<HttpSession>(std::move(s), srv)->run();
+#if DARKROOM_HAVE_TLS
+      if (srv.tls)
+        std::make_shared<HttpSession<TlsStream>>(srv, std::move(s), *srv.tls)->run();
+      else
+#endif
+        std::make_shared<HttpSession<PlainStream>>(srv, std::move(s))->run();
     } else if (ec != net::error::operation_aborted) {
       DR_LOG(Warn) << "accept failed: " << ec.message();
     }
@@ -537,7 +620,39 @@ void do_accept(HttpServer::Impl& srv) {
 
 }  // namespace
 
-HttpServer::HttpServer(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+HttpServer::HttpServer(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {
+  const ServerOptions& o = impl_->opt;
+  if (o.tls_keyfile.empty() && o.tls_certfile.empty()) return;
+  DR_CHECK(!o.tls_keyfile.empty() && !o.tls_certfile.empty(), "serve",
+           "--tls-keyfile and --tls-certfile must be given together");
+#if DARKROOM_HAVE_TLS
+  using Ctx = net::ssl::context;
+  Ctx& ctx = impl_->tls.emplace(Ctx::tls_server);
+  ctx.set_options(Ctx::default_workarounds | Ctx::no_sslv2 | Ctx::no_sslv3 | Ctx::no_tlsv1 |
+                  Ctx::no_tlsv1_1 | Ctx::single_dh_use);
+  // An encrypted key would make OpenSSL ask for its passphrase on the terminal; with an
+  // empty answer it fails with its reason instead.
+  ctx.set_password_callback([](std::size_t, Ctx::password_purpose) { return std::string(); });
+  beast::error_code ec;
+  ctx.use_certificate_chain_file(o.tls_certfile, ec);
+  if (ec)
+    fail("serve", "--tls-certfile '", o.tls_certfile,
+         "' is not a usable PEM certificate (OpenSSL: ", ec.message(), ")");
+  ctx.use_private_key_file(o.tls_keyfile, Ctx::pem, ec);
+  if (ec)
+    fail("serve", "--tls-keyfile '", o.tls_keyfile,
+         "' is not a usable PEM private key for this certificate (OpenSSL: ", ec.message(), ")");
+  if (SSL_CTX_check_private_key(ctx.native_handle()) != 1) {
+    char reason[256] = "unknown reason";
+    if (const unsigned long e = ERR_get_error(); e != 0)
+      ERR_error_string_n(e, reason, sizeof reason);
+    fail("serve", "--tls-keyfile '", o.tls_keyfile, "' does not match --tls-certfile '",
+         o.tls_certfile, "' (OpenSSL: ", reason, ")");
+  }
+#else
+  fail("serve", "this build has no TLS (OpenSSL not found at build time)");
+#endif
+}
 HttpServer::~HttpServer() = default;
 
 void HttpServer::route(const std::string& method, const std::string& pattern, Handler handler) {
@@ -607,8 +722,12 @@ void HttpServer::run() {
   Impl& s = *impl_;
   if (!s.acceptor.is_open()) bind();
   const bool v6 = s.opt.listen.find(':') != std::string::npos;
-  std::printf("darkroom: listening on http://%s%s%s:%u\n", v6 ? "[" : "", s.opt.listen.c_str(),
-              v6 ? "]" : "", s.bound_port);
+  const char* scheme = "http";
+#if DARKROOM_HAVE_TLS
+  if (s.tls) scheme = "https";
+#endif
+  std::printf("darkroom: listening on %s://%s%s%s:%u\n", scheme, v6 ? "[" : "",
+              s.opt.listen.c_str(), v6 ? "]" : "", s.bound_port);
   std::fflush(stdout);
   do_accept(s);
   net::signal_set signals(s.ioc, SIGINT, SIGTERM);

@@ -3,6 +3,9 @@
 // CORS header, optional Bearer-token auth, the /ws upgrade into the WebSocketHub, and the
 // frontend's static files for every GET that no route claims.
 //
+// With tls_keyfile and tls_certfile set (builds with DARKROOM_HAVE_TLS), every connection
+// is TLS first: HTTPS and WSS on the one port, plain HTTP answered with nothing.
+//
 // Handlers run on the I/O threads and must stay short: they read state, write small files
 // or hand work to the queue. They never wait on a model.
 #pragma once
@@ -26,12 +29,16 @@ struct ServerOptions {
   std::string auth_token;                  // "": no auth
   std::optional<std::string> cors_origin;  // --enable-cors-header; else the origin check
   std::string web_root;                    // the frontend's static files; "": none
+  std::string tls_keyfile;                 // PEM private key; both set: HTTPS + WSS
+  std::string tls_certfile;                // PEM certificate (chain)
 };
 
 using Handler = std::function<Response(const Request&)>;
 
 class HttpServer {
  public:
+  // Loads the TLS key and certificate when the options name them; a missing, unreadable or
+  // mismatched file fails here, with OpenSSL's reason.
   explicit HttpServer(ServerOptions options);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
@@ -52,7 +59,8 @@ class HttpServer {
 
   // Binds and returns the port (useful with port 0).
   uint16_t bind();
-  // Prints "darkroom: listening on http://HOST:PORT" and serves until SIGINT/SIGTERM.
+  // Prints "darkroom: listening on http://HOST:PORT" (https:// with TLS) and serves until
+  // SIGINT/SIGTERM.
   void run();
 
   struct Impl;
