@@ -682,24 +682,23 @@ std::string HttpServer::metrics_text() const {
     for (const auto& [code, n] : impl_->status_counts)
       os << "darkroom_http_requests_total{code=\"" << code << "\"} " << n << "\n";
   }
-  os << "# HELP darkroom_http_request_body_bytes_total Bytes of request bodies read.\n"
-        "# TYPE darkroom_http_request_body_bytes_total counter\n"
-     << "darkroom_http_request_body_bytes_total " << impl_->body_bytes.load() << "\n"
-     << "# HELP darkroom_http_oversize_rejected_total Requests refused for their body size.\n"
-        "# TYPE darkroom_http_oversize_rejected_total counter\n"
-     << "darkroom_http_oversize_rejected_total " << impl_->rejected_oversize.load() << "\n"
-     << "# HELP darkroom_ws_clients Websocket clients connected now.\n"
-        "# TYPE darkroom_ws_clients gauge\n"
-     << "darkroom_ws_clients " << impl_->hub.client_count() << "\n"
-     << "# HELP darkroom_ws_connections_total Websocket connections accepted.\n"
-        "# TYPE darkroom_ws_connections_total counter\n"
-     << "darkroom_ws_connections_total " << impl_->ws_connections.load() << "\n"
-     << "# HELP darkroom_ws_frames_sent_total Websocket frames queued for sending.\n"
-        "# TYPE darkroom_ws_frames_sent_total counter\n"
-     << "darkroom_ws_frames_sent_total " << impl_->hub.sent_frames() << "\n"
-     << "# HELP darkroom_ws_frames_dropped_total Frames dropped for clients that fell behind.\n"
-        "# TYPE darkroom_ws_frames_dropped_total counter\n"
-     << "darkroom_ws_frames_dropped_total " << impl_->hub.dropped_frames() << "\n";
+  // One Prometheus sample with its HELP and TYPE lines.
+  auto metric = [&os](const char* name, const char* type, const char* help, uint64_t value) {
+    os << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n"
+       << name << " " << value << "\n";
+  };
+  metric("darkroom_http_request_body_bytes_total", "counter", "Bytes of request bodies read.",
+         impl_->body_bytes.load());
+  metric("darkroom_http_oversize_rejected_total", "counter",
+         "Requests refused for their body size.", impl_->rejected_oversize.load());
+  metric("darkroom_ws_clients", "gauge", "Websocket clients connected now.",
+         impl_->hub.client_count());
+  metric("darkroom_ws_connections_total", "counter", "Websocket connections accepted.",
+         impl_->ws_connections.load());
+  metric("darkroom_ws_frames_sent_total", "counter", "Websocket frames queued for sending.",
+         impl_->hub.sent_frames());
+  metric("darkroom_ws_frames_dropped_total", "counter",
+         "Frames dropped for clients that fell behind.", impl_->hub.dropped_frames());
   return os.str();
 }
 
