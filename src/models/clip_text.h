@@ -40,17 +40,25 @@ struct ClipTextConfig {
   int64_t positions = 77;    // P: the most tokens a sequence may have
   ClipActivation activation = ClipActivation::QuickGelu;
   float eps = 1e-5f;
+  // P > 0: the model has a text projection (OpenCLIP's text_projection [C, P]; Hugging
+  // Face CLIPTextModelWithProjection's text_projection.weight [P, C], no bias), and the
+  // pooled output is projected: [B, P]. SDXL's CLIP-G: 1280; SD 2's ViT-H: 1024.
+  int64_t projection_dim = 0;
 
   // Width, layer count, MLP width and positions from the tensors under `w`'s prefix (the
   // "...text_model." level). The head count and activation are not in the shapes:
   // heads = 0 means width / 64 (every released CLIP); tiny test models pass theirs.
   static ClipTextConfig detect(const Weights& w, int heads = 0,
                                ClipActivation activation = ClipActivation::QuickGelu);
+  // The same from OpenCLIP's text tower (`w` at the "...model." level of an ldm/sgm
+  // checkpoint, see ClipTextEncoder::load_open_clip): erf GELU, projection from
+  // text_projection.
+  static ClipTextConfig detect_open_clip(const Weights& w, int heads = 0);
 };
 
 struct ClipTextOutput {
   Tensor hidden;  // [B, T, C]: the layer chosen by clip_skip (see the top of this file)
-  Tensor pooled;  // [B, C], or undefined when not asked for
+  Tensor pooled;  // [B, C] ([B, P] when the config has a projection), or undefined
 };
 
 struct ClipEncodeOptions {
@@ -76,6 +84,13 @@ class ClipTextEncoder {
   // `w` holds the tensors under the "...text_model." level. Reads the token table's
   // vocabulary size from the file; every other shape is checked against `config`.
   static ClipTextEncoder load(const Weights& w, const ClipTextConfig& config);
+  // OpenCLIP's text tower as ldm/sgm single-file checkpoints store it, `w` at the
+  // "...model." level: SD 2.x "cond_stage_model.model.", SDXL base
+  // "conditioner.embedders.1.model.", SDXL refiner "conditioner.embedders.0.model."
+  // (token_embedding, positional_embedding, transformer.resblocks.N.{ln_1, attn.in_proj_*
+  // (q, k, v stacked), attn.out_proj, ln_2, mlp.c_fc, mlp.c_proj}, ln_final,
+  // text_projection). Reads exactly those tensors (shared/reference/sdxl-sgm-tensors.tsv).
+  static ClipTextEncoder load_open_clip(const Weights& w, const ClipTextConfig& config);
 
   // ids [B, T] i32 or i64 on the CPU, T ≤ positions.
   ClipTextOutput encode(const Tensor& ids, const ClipEncodeOptions& options) const;
