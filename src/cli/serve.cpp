@@ -40,6 +40,9 @@ const char* kUsage = R"(usage: darkroom serve [options]
   --user-directory DIR        settings, workflows and the queue database
   --extra-model-paths-config FILE   ComfyUI's extra_model_paths.yaml (repeatable)
   --max-upload-size MB        largest request body (default 100)
+  --max-pixels N              most image pixels (width × height × batch) one prompt may
+                              make (default 16777216 = 4096², 0: no cap)
+  --max-steps N               most sampler steps one node may ask for (default 1000, 0: no cap)
   --front-end-root DIR        serve this frontend instead of comfyui_frontend_package's
   --preview-method none|auto|latent2rgb   sampler previews over the websocket (default auto)
   --auth-token TOKEN          require 'Authorization: Bearer TOKEN' (or ?token= once in a
@@ -105,6 +108,7 @@ int run_serve(const std::vector<std::string>& args) {
   std::string base = ".", output_dir, input_dir, temp_dir, user_dir, front_end_root;
   std::vector<std::string> extra_model_paths;
   std::string preview_method = "auto";
+  workflow::ResourceLimits limits{16777216, 1000};
   bool insecure_no_auth = false, force_cpu = false;
   int cuda_pin = -1;  // --cuda-device
   if (const char* env = std::getenv("DARKROOM_AUTH_TOKEN"); env != nullptr) opt.auth_token = env;
@@ -156,6 +160,10 @@ int run_serve(const std::vector<std::string>& args) {
       extra_model_paths.push_back(value());
     } else if (a == "--max-upload-size") {
       opt.max_body_bytes = static_cast<uint64_t>(number(0.001, 1 << 20) * 1024 * 1024);
+    } else if (a == "--max-pixels") {
+      limits.max_pixels = static_cast<uint64_t>(number(0, 1e15));
+    } else if (a == "--max-steps") {
+      limits.max_steps = static_cast<int64_t>(number(0, 1e9));
     } else if (a == "--front-end-root") {
       front_end_root = value();
     } else if (a == "--preview-method") {
@@ -232,6 +240,7 @@ int run_serve(const std::vector<std::string>& args) {
 
   server::ApiContext ctx;
   ctx.paths = paths;
+  ctx.limits = limits;
   struct sysinfo si {};
   sysinfo(&si);
   ctx.devices.push_back({cpu_device().description(), "cpu", 0,
@@ -261,6 +270,7 @@ int run_serve(const std::vector<std::string>& args) {
   qopt.database_path = (fs::path(paths.user_directory) / "darkroom-queue.sqlite3").string();
   qopt.paths = paths;
   qopt.preview.method = preview_method;
+  qopt.limits = limits;
   qopt.workers.clear();
   // Each worker's model budget comes from its device's memory (job_queue.cpp's
   // model_budget: half of it).

@@ -174,7 +174,7 @@ void JobQueue::State::worker_loop(WorkerSlot& w, std::promise<void>& ready) {
   try {
     executor = std::make_unique<workflow::Executor>(
         options.paths, w.device.cuda_device, model_budget(options, static_cast<size_t>(w.index)),
-        options.preview);
+        options.preview, options.limits);
   } catch (...) {
     ready.set_exception(std::current_exception());
     return;

@@ -51,8 +51,9 @@ struct QueueOptions {
   // Worker::memory_bytes, and when that is unknown only the last model loaded is kept).
   uint64_t model_memory_budget = 0;
   workflow::PreviewOptions preview;
-  int max_history = 10000;        // oldest entries dropped beyond this
-  bool rerun_interrupted = true;  // after a crash: re-run (true) or mark failed
+  workflow::ResourceLimits limits;  // caps on pixels and steps (workflow/resource_limits.h)
+  int max_history = 10000;          // oldest entries dropped beyond this
+  bool rerun_interrupted = true;    // after a crash: re-run (true) or mark failed
   // A prompt that was running at this many crashes is marked failed instead of re-run,
   // so a prompt that kills the process cannot keep the server in a crash loop.
   int max_attempts = 3;

@@ -24,6 +24,7 @@ struct DeviceInfo {
 
 struct ApiContext {
   workflow::FolderPaths paths;
+  workflow::ResourceLimits limits;  // checked by POST /prompt's validation
   queue::JobQueue* queue = nullptr;
   HttpServer* server = nullptr;
   std::vector<DeviceInfo> devices;

@@ -65,7 +65,7 @@ Response post_prompt(ApiContext& ctx, const Request& req) {
 
   workflow::Validation v;
   try {
-    v = workflow::validate_prompt(prompt, ctx.paths);
+    v = workflow::validate_prompt(prompt, ctx.paths, ctx.limits);
   } catch (const std::exception& e) {
     return reject(comfy_error("invalid_prompt", std::string("Invalid prompt: ") + e.what(), ""),
                   json::object());

@@ -155,21 +155,36 @@ std::string exception_type_of(const std::exception& e) {
 
 }  // namespace
 
+// LATENT and IMAGE inputs within the server's pixel cap, before the node uses them.
+static void check_value_sizes(const NodeInputs& in, const ResourceLimits& limits) {
+  if (limits.max_pixels == 0) return;
+  for (const auto& [name, v] : in.values()) {
+    std::string over;
+    if (v.type() == "LATENT")
+      over = over_pixel_limit(in.latent(name).samples, true, limits);
+    else if (v.type() == "IMAGE")
+      over = over_pixel_limit(in.image(name), false, limits);
+    DR_CHECK(over.empty(), "workflow", "input '", name, "': ", over);
+  }
+}
+
 struct Executor::State {
   FolderPaths paths;
   DeviceId device;
   pipeline::ModelCache models;
   PreviewOptions preview;
+  ResourceLimits limits;
   std::unordered_map<std::string, CacheEntry> cache;  // node key → outputs
 };
 
 Executor::Executor(FolderPaths paths, int cuda_device, uint64_t model_memory_budget,
-                   PreviewOptions preview)
+                   PreviewOptions preview, ResourceLimits limits)
     : state_(std::make_unique<State>(
           State{std::move(paths),
                 cuda_device < 0 ? kCpu : DeviceId{DeviceType::Cuda, cuda_device},
                 pipeline::ModelCache(model_memory_budget),
                 std::move(preview),
+                limits,
                 {}})) {}
 
 Executor::~Executor() = default;
@@ -326,6 +341,7 @@ ExecutionResult Executor::execute(const std::string& prompt_id, const json& prom
         }
         for (const InputSpec& spec : decl.required)
           DR_CHECK(in.has(spec.name), "workflow", "required input '", spec.name, "' is missing");
+        check_value_sizes(in, st.limits);
 
         NodeContext ctx{st.paths, st.device,     st.models, id,
                         prompt,   extra_pnginfo, prompt_id, st.preview};

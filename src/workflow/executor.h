@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "workflow/folder_paths.h"
+#include "workflow/resource_limits.h"
 
 namespace darkroom::workflow {
 
@@ -37,8 +38,8 @@ struct Validation {
 // What a run reports while it goes (called on the worker thread, in order). Each maps to
 // one ComfyUI websocket message; the queue adds "prompt_id" and sends them.
 struct ExecutionEvents {
-  std::function<void(const std::vector<std::string>& node_ids)> cached;    // execution_cached
-  std::function<void(const std::string& node_id)> executing;               // executing
+  std::function<void(const std::vector<std::string>& node_ids)> cached;          // execution_cached
+  std::function<void(const std::string& node_id)> executing;                     // executing
   std::function<void(int value, int max, const std::string& node_id)> progress;  // progress
   // executed: output is the node's UI dict, e.g. {"images": [{"filename","subfolder","type"}]}
   std::function<void(const std::string& node_id, const json& output)> executed;
@@ -67,8 +68,10 @@ struct PreviewOptions {
 // Executor per worker (device), driven by one thread.
 class Executor {
  public:
+  // `limits`: LATENT and IMAGE values over limits.max_pixels fail the prompt before the
+  // next node consumes them (resource_limits.h).
   Executor(FolderPaths paths, int cuda_device /* -1: CPU */, uint64_t model_memory_budget,
-           PreviewOptions preview = {});
+           PreviewOptions preview = {}, ResourceLimits limits = {});
   ~Executor();
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
@@ -89,7 +92,10 @@ class Executor {
 };
 
 // Validation needs no Executor: the node declarations and the folder listings suffice.
-Validation validate_prompt(const json& prompt, const FolderPaths& paths);
+// `limits`: the server's caps on steps and pixels, checked on literal inputs after the
+// declared ranges (a prompt over one gets "value_bigger_than_max" naming the limit).
+Validation validate_prompt(const json& prompt, const FolderPaths& paths,
+                           const ResourceLimits& limits = {});
 
 // GET /object_info: every node's declaration, in ComfyUI's format; built from the
 // declarations (combo lists such as ckpt_name come from `paths`).

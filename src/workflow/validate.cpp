@@ -5,6 +5,7 @@
 // looping.
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -12,6 +13,7 @@
 #include "workflow/node.h"
 #include "workflow/prompt_inputs.h"
 #include "workflow/python_repr.h"
+#include "workflow/resource_limits.h"
 
 namespace darkroom::workflow {
 namespace {
@@ -58,7 +60,51 @@ struct OwnCheck {
   std::optional<std::pair<std::string, std::string>> exception;
 };
 
-OwnCheck check_node(const json& prompt, const std::string& id, const FolderPaths& paths) {
+// The server's caps (resource_limits.h) on the node's literal inputs, once the declared
+// ranges held: "steps", and width × height × batch_size of any node that has the first two.
+void check_limits(const NodeDecl& decl, const json& inputs, const FolderPaths& paths,
+                  const ResourceLimits& limits, json& errors) {
+  auto literal_int = [&](const char* name) -> std::optional<int64_t> {
+    const InputSpec* spec = decl.find_input(name);
+    auto it = inputs.find(name);
+    if (spec == nullptr || spec->type != "INT" || it == inputs.end() || is_link(*it))
+      return std::nullopt;
+    const Coerced c = coerce_literal(*spec, *it);
+    if (c.error || !c.value.is_number_integer()) return std::nullopt;
+    return c.value.get<int64_t>();
+  };
+  auto over = [&](const char* name, const json& value, const std::string& details) {
+    const InputSpec* spec = decl.find_input(name);
+    errors.push_back(make_error("value_bigger_than_max",
+                                "Value " + python_str(value) + " bigger than this server's limit",
+                                details,
+                                json{{"input_name", name},
+                                     {"input_config", input_config(*spec, paths)},
+                                     {"received_value", value}}));
+  };
+  if (const auto steps = literal_int("steps");
+      steps && limits.max_steps > 0 && *steps > limits.max_steps)
+    over("steps", *steps,
+         "steps, " + std::to_string(*steps) + " is over this server's limit of " +
+             std::to_string(limits.max_steps) + " (serve --max-steps)");
+  const auto w = literal_int("width"), h = literal_int("height");
+  if (limits.max_pixels > 0 && w && h && *w > 0 && *h > 0) {
+    const auto batch = literal_int("batch_size");
+    const int64_t n = batch && *batch > 0 ? *batch : 1;
+    const uint64_t pixels =
+        static_cast<uint64_t>(*w) * static_cast<uint64_t>(*h) * static_cast<uint64_t>(n);
+    if (pixels > limits.max_pixels)
+      over(batch ? "batch_size" : "height", batch ? json(n) : json(*h),
+           "width × height" + std::string(batch ? " × batch_size" : "") + " = " +
+               std::to_string(*w) + " × " + std::to_string(*h) +
+               (batch ? " × " + std::to_string(n) : std::string()) + " = " +
+               std::to_string(pixels) + " pixels, over this server's limit of " +
+               std::to_string(limits.max_pixels) + " (serve --max-pixels)");
+  }
+}
+
+OwnCheck check_node(const json& prompt, const std::string& id, const FolderPaths& paths,
+                    const ResourceLimits& limits) {
   OwnCheck out;
   const json& node = prompt.at(id);
   const NodeDecl& decl = *NodeRegistry::instance().find(node.at("class_type").get<std::string>());
@@ -172,6 +218,8 @@ OwnCheck check_node(const json& prompt, const std::string& id, const FolderPaths
     }
   }
 
+  if (out.errors.empty()) check_limits(decl, inputs, paths, limits, out.errors);
+
   if (decl.validate_inputs) {
     NodeInputs literal;
     for (const std::string& name : decl.custom_validated) {
@@ -223,7 +271,7 @@ class Validated {
 };
 
 void validate_output(const json& prompt, const std::string& root, const FolderPaths& paths,
-                     Validated& validated) {
+                     const ResourceLimits& limits, Validated& validated) {
   if (validated.contains(root)) return;
   struct Frame {
     std::string id;
@@ -236,7 +284,7 @@ void validate_output(const json& prompt, const std::string& root, const FolderPa
   std::unordered_map<std::string, size_t> visiting_pos;
 
   {
-    OwnCheck own = check_node(prompt, root, paths);
+    OwnCheck own = check_node(prompt, root, paths, limits);
     if (own.exception) {
       validated.set(root, Result{false, json::array({make_error(
                                             "exception_during_validation",
@@ -279,7 +327,7 @@ void validate_output(const json& prompt, const std::string& root, const FolderPa
         f.valid = false;
         continue;
       }
-      OwnCheck own = check_node(prompt, child, paths);
+      OwnCheck own = check_node(prompt, child, paths, limits);
       if (own.exception) {
         validated.set(
             child, Result{false, json::array({make_error(
@@ -322,7 +370,8 @@ Validation invalid_prompt(std::string message, std::string details) {
 
 }  // namespace
 
-Validation validate_prompt(const json& prompt, const FolderPaths& paths) {
+Validation validate_prompt(const json& prompt, const FolderPaths& paths,
+                           const ResourceLimits& limits) {
   if (!prompt.is_object())
     return invalid_prompt("Cannot execute because the prompt is not a JSON object.", "");
   std::vector<std::string> outputs;
@@ -351,7 +400,7 @@ Validation validate_prompt(const json& prompt, const FolderPaths& paths) {
   std::vector<std::string> good;
   std::vector<std::pair<std::string, json>> failed;  // output → its own reasons
   for (const std::string& o : outputs) {
-    validate_output(prompt, o, paths, validated);
+    validate_output(prompt, o, paths, limits, validated);
     const Result& r = validated.at(o);
     if (r.valid) {
       good.push_back(o);

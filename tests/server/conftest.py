@@ -50,7 +50,8 @@ class Server:
         self.session = requests.Session()
 
     def log(self):
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         with open(self.log_path) as f:
             return f.read()
 

@@ -132,6 +132,35 @@ def test_out_of_range(server, node, name, value, kind):
     assert ne["errors"][0]["extra_info"]["input_name"] == name
 
 
+def test_server_limits_refuse_huge_prompts(server):
+    """Within ComfyUI's ranges, past the server's default caps (16 Mpx, 1000 steps)."""
+    p = default_prompt()
+    p["5"]["inputs"].update(width=16384, height=16384, batch_size=4096)
+    p["3"]["inputs"]["steps"] = 10000
+    r = post_prompt(server, p)
+    latent = node_error(r, "5")["errors"]
+    assert [e["type"] for e in latent] == ["value_bigger_than_max"]
+    assert latent[0]["extra_info"]["input_name"] == "batch_size"
+    assert "over this server's limit of 16777216 (serve --max-pixels)" in latent[0]["details"]
+    steps = r.json()["node_errors"]["3"]["errors"]
+    assert steps[0]["extra_info"]["input_name"] == "steps"
+    assert "limit of 1000 (serve --max-steps)" in steps[0]["details"]
+    assert server.get("/queue").json()["queue_pending"] == []
+
+
+def test_server_limits_are_flags(start_server):
+    s = start_server("--max-pixels", "4096", "--max-steps", "0")
+    p = default_prompt()
+    p["5"]["inputs"].update(width=64, height=128, batch_size=1)  # 8192 > 4096
+    p["3"]["inputs"]["steps"] = 5000  # no step cap
+    r = post_prompt(s, p)
+    assert r.status_code == 400, r.text
+    errors = r.json()["node_errors"]  # "4": this fresh server has no checkpoint
+    assert "5" in errors and "3" not in errors
+    with pytest.raises(RuntimeError, match="--max-pixels 'lots' is not a number"):
+        start_server("--max-pixels", "lots")
+
+
 def test_value_not_in_list(server):
     p = default_prompt()
     p["4"]["inputs"]["ckpt_name"] = "../../etc/passwd"

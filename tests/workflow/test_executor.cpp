@@ -448,6 +448,35 @@ TEST_F(WorkflowExecutor, NoiseMaskKeepsTheUnmaskedLatent) {
   }
 }
 
+// A value that only exists at run time (here a loaded image) over the server's pixel cap
+// fails its prompt before the next node uses it; the executor serves the next prompt.
+TEST_F(WorkflowExecutor, ValuesOverThePixelLimitFailOnlyTheirPrompt) {
+  fs::create_directories(env_.paths().input_directory);
+  fs::copy_file(std::string(DARKROOM_TEST_DATA) + "/images/rgb.png",  // 13 × 7 pixels
+                fs::path(env_.paths().input_directory) / "rgb.png");
+  const json prompt = {
+      {"1", {{"class_type", "LoadImage"}, {"inputs", {{"image", "rgb.png"}}}}},
+      {"2",
+       {{"class_type", "SaveImage"},
+        {"inputs", {{"images", test::link("1", 0)}, {"filename_prefix", "limit"}}}}}};
+  const Validation v = validate_prompt(prompt, env_.paths(), ResourceLimits{90, 0});
+  ASSERT_TRUE(v.ok) << v.node_errors.dump(1);  // nothing literal to check
+  static const std::atomic<bool> never{false};
+  Recorder rec;
+  Executor tight(env_.paths(), -1, uint64_t{1} << 30, {}, ResourceLimits{90, 0});
+  ExecutionResult r = tight.execute("p1", prompt, json::object(), v.outputs, rec.events(), never);
+  ASSERT_EQ(r.status, ExecutionResult::Status::Error);
+  EXPECT_EQ(r.error["node_id"], "2");
+  EXPECT_NE(r.error["exception_message"].get<std::string>().find(
+                "input 'images': an image of 1 × 7 × 13 (91 pixels) is over this server's "
+                "limit of 90 pixels"),
+            std::string::npos)
+      << r.error["exception_message"];
+  Executor enough(env_.paths(), -1, uint64_t{1} << 30, {}, ResourceLimits{91, 0});
+  r = enough.execute("p2", prompt, json::object(), v.outputs, rec.events(), never);
+  EXPECT_EQ(r.status, ExecutionResult::Status::Success) << r.error.dump(1);
+}
+
 TEST(ModelCache, EvictsLeastRecentlyUsedPastTheBudget) {
   pipeline::ModelCache cache(100);
   int loads = 0;

@@ -170,6 +170,41 @@ TEST_F(WorkflowValidate, ValueOutOfRange) {
   EXPECT_EQ(only_error(v, "3")["type"], "value_bigger_than_max");
 }
 
+// The server's caps (resource_limits.h), applied after the declared ranges.
+TEST_F(WorkflowValidate, ServerLimitsRefuseHugeImagesAndStepCounts) {
+  const ResourceLimits limits{1024 * 1024 * 4, 100};  // 4 Mpx, 100 steps
+  json p = default_prompt();
+  p["5"]["inputs"]["width"] = 1024;
+  p["5"]["inputs"]["height"] = 1024;
+  p["5"]["inputs"]["batch_size"] = 4;  // exactly 4 Mpx: allowed
+  p["3"]["inputs"]["steps"] = 100;
+  Validation v = validate_prompt(p, env_.paths(), limits);
+  EXPECT_TRUE(v.ok) << v.node_errors.dump(1);
+
+  p["5"]["inputs"]["batch_size"] = 5;  // 5 Mpx
+  p["3"]["inputs"]["steps"] = 101;
+  v = validate_prompt(p, env_.paths(), limits);
+  EXPECT_FALSE(v.ok);
+  EXPECT_EQ(v.error["type"], "prompt_outputs_failed_validation");
+  json e = only_error(v, "5");
+  EXPECT_EQ(e["type"], "value_bigger_than_max");
+  EXPECT_EQ(e["extra_info"]["input_name"], "batch_size");
+  EXPECT_EQ(e["details"],
+            "width × height × batch_size = 1024 × 1024 × 5 = 5242880 pixels, over this "
+            "server's limit of 4194304 (serve --max-pixels)");
+  e = only_error(v, "3");
+  EXPECT_EQ(e["extra_info"]["input_name"], "steps");
+  EXPECT_EQ(e["details"], "steps, 101 is over this server's limit of 100 (serve --max-steps)");
+
+  // Without limits (ComfyUI's behaviour) the same prompt is valid.
+  EXPECT_TRUE(validate(p).ok);
+  // A string that converts to an INT is checked as its value ("5000" steps).
+  p = default_prompt();
+  p["3"]["inputs"]["steps"] = "5000";
+  EXPECT_EQ(only_error(validate_prompt(p, env_.paths(), limits), "3")["extra_info"]["input_name"],
+            "steps");
+}
+
 TEST_F(WorkflowValidate, ValueNotInList) {
   json p = default_prompt();
   p["4"]["inputs"]["ckpt_name"] = "missing.safetensors";
