@@ -2,7 +2,7 @@
 
 #include "bench/bench_cuda_ops.h"
 #include "bench/bench_ops.h"
-#include "bench/bench_sd15.h"
+#include "bench/bench_pipeline.h"
 #include "bench/bench_unet.h"
 #include "cli/commands.h"
 
@@ -15,15 +15,18 @@ int run_bench(const std::vector<std::string>& args) {
         "       darkroom bench cuda-ops [--json]\n"
         "       darkroom bench unet [--model sd15|sdxl] [--device cpu|cuda[:N] | --cuda-device N]\n"
         "                           [--dtype D] [--size 512|1024] [--iters N] [--graph on|off] "
-        "[--json]");
+        "[--json]\n"
+        "       darkroom bench sd15|sdxl [--dtype f32|bf16|both] [--size N] [--steps N]\n"
+        "                           [--threads N] [--json]");
     return args.empty() ? 2 : 0;
   }
   if (args[0] == "ops") return bench::run_ops({args.begin() + 1, args.end()});
   if (args[0] == "unet") return bench::run_unet({args.begin() + 1, args.end()});
-  if (args[0] == "sd15") return bench::run_sd15({args.begin() + 1, args.end()});
+  if (args[0] == "sd15" || args[0] == "sdxl")
+    return bench::run_pipeline_bench(args[0], {args.begin() + 1, args.end()});
   if (args[0] == "cuda-ops") return bench::run_cuda_ops({args.begin() + 1, args.end()});
   std::fprintf(stderr,
-               "darkroom bench: unknown suite '%s' (available: ops, cuda-ops, unet, sd15)\n",
+               "darkroom bench: unknown suite '%s' (available: ops, cuda-ops, unet, sd15, sdxl)\n",
                args[0].c_str());
   return 2;
 }

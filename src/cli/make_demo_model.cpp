@@ -8,7 +8,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "pipeline/demo_weights.h"
-#include "pipeline/sd15_tensor_list.h"
+#include "pipeline/reference_tensors.h"
 
 namespace darkroom::cli {
 

@@ -15,6 +15,19 @@ std::string layer_prefix(int i) {
   return "encoder.layers." + std::to_string(i) + ".";
 }
 
+std::string open_clip_layer_prefix(int i) {
+  return "transformer.resblocks." + std::to_string(i) + ".";
+}
+
+// heads = 0: width / 64, as every released CLIP.
+int heads_for(int64_t width, int heads) {
+  DR_CHECK(heads > 0 || width % 64 == 0, kOp, "width ", width,
+           " is not a multiple of 64; pass the head count");
+  const int h = heads > 0 ? heads : static_cast<int>(width / 64);
+  DR_CHECK(width % h == 0, kOp, "width ", width, " does not split into ", h, " heads");
+  return h;
+}
+
 // Row b's position of its largest id (the first one when it repeats, as torch.argmax).
 std::vector<int64_t> argmax_rows(const Tensor& ids) {
   const int64_t b = ids.dim(0), t = ids.dim(1);
@@ -45,16 +58,49 @@ ClipTextConfig ClipTextConfig::detect(const Weights& w, int heads, ClipActivatio
   while (w.has(layer_prefix(c.layers) + "layer_norm1.weight")) ++c.layers;
   DR_CHECK(c.layers > 0, kOp, "no encoder.layers.0 under '", w.prefix(), "'");
   c.mlp_width = w.get(layer_prefix(0) + "mlp.fc1.bias").dim(0);
-  DR_CHECK(heads > 0 || c.width % 64 == 0, kOp, "width ", c.width,
-           " is not a multiple of 64; pass the head count");
-  c.heads = heads > 0 ? heads : static_cast<int>(c.width / 64);
-  DR_CHECK(c.width % c.heads == 0, kOp, "width ", c.width, " does not split into ", c.heads,
-           " heads");
+  c.heads = heads_for(c.width, heads);
   c.activation = activation;
   return c;
 }
 
+ClipTextConfig ClipTextConfig::detect_open_clip(const Weights& w, int heads) {
+  DR_CHECK(w.has("ln_final.weight") && w.has("positional_embedding"), kOp,
+           "no OpenCLIP text model under '", w.prefix(),
+           "' (ln_final.weight or positional_embedding is missing)");
+  ClipTextConfig c;
+  c.width = w.shape("ln_final.weight")[0];
+  c.positions = w.shape("positional_embedding")[0];
+  c.layers = 0;
+  while (w.has(open_clip_layer_prefix(c.layers) + "ln_1.weight")) ++c.layers;
+  DR_CHECK(c.layers > 0, kOp, "no transformer.resblocks.0 under '", w.prefix(), "'");
+  c.mlp_width = w.shape(open_clip_layer_prefix(0) + "mlp.c_fc.weight")[0];
+  c.heads = heads_for(c.width, heads);
+  c.activation = ClipActivation::Gelu;
+  if (w.has("text_projection")) {
+    const Shape p = w.shape("text_projection");  // [C, P]
+    DR_CHECK(p.ndim() == 2 && p[0] == c.width, kOp, "text_projection has shape ", p, ", expected [",
+             c.width, ", projection]");
+    c.projection_dim = p[1];
+  }
+  return c;
+}
+
+ClipTextConfig ClipTextConfig::detect_hf_with_projection(const Weights& w, int heads,
+                                                         ClipActivation activation) {
+  ClipTextConfig c = detect(w.sub("text_model."), heads, activation);
+  DR_CHECK(w.has("text_projection.weight"), kOp, "no text_projection.weight under '", w.prefix(),
+           "' (not a CLIPTextModelWithProjection)");
+  const Shape p = w.shape("text_projection.weight");  // [P, C]
+  DR_CHECK(p.ndim() == 2 && p[1] == c.width, kOp, "text_projection.weight has shape ", p,
+           ", expected [projection, ", c.width, "]");
+  c.projection_dim = p[0];
+  return c;
+}
+
 ClipTextEncoder ClipTextEncoder::load(const Weights& w, const ClipTextConfig& config) {
+  DR_CHECK(config.projection_dim == 0, kOp,
+           "a text projection is not under \"text_model.\"; load a CLIPTextModelWithProjection "
+           "with load_hf_with_projection");
   const int64_t c = config.width, m = config.mlp_width;
   ClipTextEncoder e;
   e.config_ = config;
@@ -78,6 +124,60 @@ ClipTextEncoder ClipTextEncoder::load(const Weights& w, const ClipTextConfig& co
     });
   }
   e.final_norm_ = layers::LayerNorm::load(w, "final_layer_norm", c, config.eps);
+  return e;
+}
+
+ClipTextEncoder ClipTextEncoder::load_hf_with_projection(const Weights& w,
+                                                         const ClipTextConfig& config) {
+  DR_CHECK(config.projection_dim > 0, kOp, "load_hf_with_projection needs projection_dim > 0");
+  ClipTextConfig text = config;
+  text.projection_dim = 0;
+  ClipTextEncoder e = load(w.sub("text_model."), text);
+  e.config_ = config;
+  e.projection_ =
+      layers::Linear::load(w, "text_projection", config.width, config.projection_dim, false);
+  return e;
+}
+
+// OpenCLIP's names for the same network (open_clip/transformer.py's TextTransformer):
+//   token_embedding.weight [V, C], positional_embedding [P, C]
+//   transformer.resblocks.N: ln_1, attn.in_proj_weight [3C, C] / in_proj_bias [3C] (q, k, v
+//                            stacked), attn.out_proj, ln_2, mlp.c_fc, mlp.c_proj
+//   ln_final, text_projection [C, P] (applied as x @ text_projection)
+ClipTextEncoder ClipTextEncoder::load_open_clip(const Weights& w, const ClipTextConfig& config) {
+  const int64_t c = config.width, m = config.mlp_width;
+  ClipTextEncoder e;
+  e.config_ = config;
+  e.device_ = w.device();
+  e.token_embedding_ = w.get("token_embedding.weight");
+  DR_CHECK(e.token_embedding_.ndim() == 2 && e.token_embedding_.dim(1) == c, kOp,
+           "token_embedding.weight has shape ", e.token_embedding_.shape(), ", expected [vocab, ",
+           c, "]");
+  e.position_embedding_ = w.get("positional_embedding", {config.positions, c});
+  for (int i = 0; i < config.layers; ++i) {
+    const Weights l = w.sub(open_clip_layer_prefix(i));
+    const Tensor in_w = l.get("attn.in_proj_weight", {3 * c, c});  // rows: q, k, v
+    const Tensor in_b = l.get("attn.in_proj_bias", {3 * c});
+    auto part = [&](int j) {  // rows [jC, (j+1)C): views sharing the loaded tensors
+      return layers::Linear{in_w.narrow0(j * c, (j + 1) * c), in_b.narrow0(j * c, (j + 1) * c)};
+    };
+    e.layers_.push_back({
+        layers::LayerNorm::load(l, "ln_1", c, config.eps),
+        layers::LayerNorm::load(l, "ln_2", c, config.eps),
+        part(0),
+        part(1),
+        part(2),
+        layers::Linear::load(l, "attn.out_proj", c, c),
+        layers::Linear::load(l, "mlp.c_fc", c, m),
+        layers::Linear::load(l, "mlp.c_proj", m, c),
+    });
+  }
+  e.final_norm_ = layers::LayerNorm::load(w, "ln_final", c, config.eps);
+  if (config.projection_dim > 0) {
+    // x @ text_projection [C, P] is a Linear with weight text_projectionᵀ [P, C].
+    const Tensor p = w.get("text_projection", {c, config.projection_dim});
+    e.projection_ = layers::Linear{ops::permute(p, {1, 0}), Tensor()};
+  }
   return e;
 }
 
@@ -169,7 +269,8 @@ ClipTextOutput ClipTextEncoder::encode(const Tensor& ids, const ClipEncodeOption
   if (o.pooled) {
     // When the chosen layer is the last and already normed, the norm is shared.
     const Tensor last = chosen == config_.layers - 1 && o.norm_hidden ? out.hidden : final_norm_(x);
-    out.pooled = pool(last, ids);
+    out.pooled = pool(last, ids);                                            // [B, C]
+    if (projection_.weight.defined()) out.pooled = projection_(out.pooled);  // [B, P]
   }
   return out;
 }
@@ -178,6 +279,16 @@ Weights clip_text_weights_from_hf(const std::shared_ptr<const SafetensorsFile>& 
                                   DeviceId device, DType dtype) {
   const bool nested = file->find("text_model.final_layer_norm.weight") != nullptr;
   return Weights::from_file(file, nested ? "text_model." : "", device, dtype);
+}
+
+Weights clip_text_with_projection_weights_from_hf(
+    const std::shared_ptr<const SafetensorsFile>& file, DeviceId device, DType dtype) {
+  DR_CHECK(file->find("text_model.final_layer_norm.weight") != nullptr &&
+               file->find("text_projection.weight") != nullptr,
+           kOp,
+           "not a CLIPTextModelWithProjection file (text_model.final_layer_norm.weight or "
+           "text_projection.weight is missing)");
+  return Weights::from_file(file, "", device, dtype);
 }
 
 std::vector<Tensor> ClipTextEncoder::hidden_states(const Tensor& ids) const {

@@ -1,6 +1,13 @@
-// CLIP's text transformer (Hugging Face CLIPTextModel naming, which SD 1.x single-file
-// checkpoints keep under "cond_stage_model.transformer.text_model." and diffusers folders
-// under "text_model." in text_encoder/model.safetensors):
+// CLIP's text transformer, in three file layouts that load into the same network:
+//   Hugging Face CLIPTextModel: SD 1.x single-file checkpoints under
+//     "cond_stage_model.transformer.text_model.", SDXL's CLIP-L under
+//     "conditioner.embedders.0.transformer.text_model.", diffusers folders'
+//     text_encoder/model.safetensors (ClipTextEncoder::load);
+//   Hugging Face CLIPTextModelWithProjection: a diffusers SDXL folder's
+//     text_encoder_2/model.safetensors (ClipTextEncoder::load_hf_with_projection);
+//   OpenCLIP's text tower: SDXL's CLIP-G and SD 2.x's ViT-H in single-file checkpoints
+//     (ClipTextEncoder::load_open_clip).
+// In Hugging Face's names:
 //
 //   embeddings.token_embedding [V, C] + embeddings.position_embedding [P, C]
 //   encoder.layers.N: x += out_proj(attn(q_proj, k_proj, v_proj of layer_norm1(x)))   causal
@@ -15,7 +22,8 @@
 // L - k (1 = the last layer), with final_layer_norm applied (SD 1.x's
 // layer_norm_hidden_state); a clip_skip beyond the layer count means the last layer, as
 // in ComfyUI. The pooled output is final_layer_norm(last layer) at the first position of
-// each row's largest token id (the end token, which CLIP's vocabulary puts last).
+// each row's largest token id (the end token, which CLIP's vocabulary puts last), times
+// the text projection when the model has one (SDXL's CLIP-G: ComfyUI's pooled_output).
 #pragma once
 
 #include <cstdint>
@@ -54,6 +62,11 @@ struct ClipTextConfig {
   // checkpoint, see ClipTextEncoder::load_open_clip): erf GELU, projection from
   // text_projection.
   static ClipTextConfig detect_open_clip(const Weights& w, int heads = 0);
+  // The same from a Hugging Face CLIPTextModelWithProjection file, `w` at the file's root
+  // (clip_text_with_projection_weights_from_hf): detect() on "text_model." plus
+  // projection_dim from text_projection.weight. diffusers' SDXL text_encoder_2 is GELU.
+  static ClipTextConfig detect_hf_with_projection(const Weights& w, int heads = 0,
+                                                  ClipActivation activation = ClipActivation::Gelu);
 };
 
 struct ClipTextOutput {
@@ -82,14 +95,19 @@ struct ClipTokenReplacement {
 class ClipTextEncoder {
  public:
   // `w` holds the tensors under the "...text_model." level. Reads the token table's
-  // vocabulary size from the file; every other shape is checked against `config`.
+  // vocabulary size from the file; every other shape is checked against `config`, whose
+  // projection_dim must be 0 (a projection lies outside "text_model.": see below).
   static ClipTextEncoder load(const Weights& w, const ClipTextConfig& config);
+  // A Hugging Face CLIPTextModelWithProjection, `w` at the file's root: load() on
+  // "text_model." and text_projection.weight [P, C] (no bias) from the root.
+  static ClipTextEncoder load_hf_with_projection(const Weights& w, const ClipTextConfig& config);
   // OpenCLIP's text tower as ldm/sgm single-file checkpoints store it, `w` at the
   // "...model." level: SD 2.x "cond_stage_model.model.", SDXL base
   // "conditioner.embedders.1.model.", SDXL refiner "conditioner.embedders.0.model."
   // (token_embedding, positional_embedding, transformer.resblocks.N.{ln_1, attn.in_proj_*
   // (q, k, v stacked), attn.out_proj, ln_2, mlp.c_fc, mlp.c_proj}, ln_final,
-  // text_projection). Reads exactly those tensors (shared/reference/sdxl-sgm-tensors.tsv).
+  // text_projection). Reads exactly those tensors (shared/reference/sdxl-sgm-tensors.tsv),
+  // text_projection only when config.projection_dim > 0; logit_scale is left alone.
   static ClipTextEncoder load_open_clip(const Weights& w, const ClipTextConfig& config);
 
   // ids [B, T] i32 or i64 on the CPU, T ≤ positions.
@@ -110,6 +128,10 @@ class ClipTextEncoder {
   int64_t vocab_size() const { return token_embedding_.dim(0); }
 
  private:
+  // Every layout fills the same layer. OpenCLIP's fused in_proj [3C, C] is held as three
+  // row views of the loaded tensor (no copy): three [C, C] GEMMs rather than one [3C, C]
+  // GEMM whose [B, T, 3C] output would need three slice copies, since ops::attention
+  // takes contiguous q, k, v.
   struct Layer {
     layers::LayerNorm norm1, norm2;
     layers::Linear q, k, v, out, fc1, fc2;
@@ -126,6 +148,7 @@ class ClipTextEncoder {
   Tensor token_embedding_, position_embedding_;
   std::vector<Layer> layers_;
   layers::LayerNorm final_norm_;
+  layers::Linear projection_;  // weight [P, C], no bias; undefined when projection_dim = 0
 };
 
 // The text model of a Hugging Face CLIPTextModel file (a diffusers folder's
@@ -134,5 +157,12 @@ class ClipTextEncoder {
 // prefix; either loads.
 Weights clip_text_weights_from_hf(const std::shared_ptr<const SafetensorsFile>& file,
                                   DeviceId device, DType dtype);
+
+// A Hugging Face CLIPTextModelWithProjection file (a diffusers SDXL folder's
+// text_encoder_2/model.safetensors: "text_model.*" and "text_projection.weight" [P, C],
+// the same in transformers 4.x and 5.x) as Weights at the file's root, for
+// ClipTextConfig::detect_hf_with_projection and ClipTextEncoder::load_hf_with_projection.
+Weights clip_text_with_projection_weights_from_hf(
+    const std::shared_ptr<const SafetensorsFile>& file, DeviceId device, DType dtype);
 
 }  // namespace darkroom

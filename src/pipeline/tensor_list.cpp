@@ -3,7 +3,7 @@
 #include <cstdlib>
 
 #include "core/error.h"
-#include "pipeline/sd15_tensor_list.h"
+#include "pipeline/reference_tensors.h"
 
 namespace darkroom::pipeline {
 

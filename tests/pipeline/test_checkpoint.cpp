@@ -14,7 +14,7 @@
 #include "io/safetensors_writer.h"
 #include "models/clip_vae_fixtures.h"
 #include "pipeline/checkpoint.h"
-#include "pipeline/sd15_tensor_list.h"
+#include "pipeline/reference_tensors.h"
 
 namespace darkroom::pipeline {
 namespace {
