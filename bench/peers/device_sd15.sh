@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CPU benchmark on the GPU machine's host CPU (16 cores, AMX), run from the repository
 # root through the device tool with .device-debs and .whl carried: builds the CPU-only
-# darkroom, then runs scripts/bench-sd15.sh (darkroom beside diffusers) and
+# darkroom, then runs scripts/bench-cpu.sh (darkroom beside diffusers) and
 # `darkroom bench unet` / `bench ops` for comparison with earlier runs. Results in $OUT.
 set -uo pipefail
 ROOT="$(pwd)" OUT="${OUT:-/tmp/bench-out}" PREFIX=/tmp/prefix
@@ -23,10 +23,10 @@ B=/tmp/dr-bench-build
   ninja -C $B -j 16 darkroom ) >"$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
 echo "built in $SECONDS s"
 export PYTHON="$PY"
-timeout 330 scripts/bench-sd15.sh --size 512 --steps 3 --darkroom $B/darkroom --json \
+timeout 330 scripts/bench-cpu.sh --size 512 --steps 3 --darkroom $B/darkroom --json \
   | tee "$OUT/sd15.jsonl"
 echo "sd15 done at $SECONDS s"
-timeout 90 "$PY" bench/peers/diffusers_sd15.py --dtype bf16 --bf16-mode cast --json | tee "$OUT/diffusers_bf16_cast.jsonl"
+timeout 90 "$PY" bench/peers/diffusers_pipeline.py --dtype bf16 --bf16-mode cast --json | tee "$OUT/diffusers_bf16_cast.jsonl"
 [[ "${SKIP_UNET:-0}" == 1 ]] || for dt in f32 bf16; do
   timeout 60 $B/darkroom bench unet --size 512 --iters 3 --dtype $dt --json | tee -a "$OUT/unet.jsonl"
 done

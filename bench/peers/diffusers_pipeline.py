@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""diffusers on PyTorch (CPU), measured the way `darkroom bench sd15` measures darkroom.
+"""diffusers on PyTorch (CPU), measured the way `darkroom bench sd15|sdxl` measures darkroom.
 
-The same SD 1.5 shapes — CLIP-L text model (transformers CLIPTextModel), UNet
-(UNet2DConditionModel with SD 1.5's config), VAE decoder (AutoencoderKL) — built with
-PyTorch's own seeded random init. The weights are not darkroom's (each side draws its own
+The same shapes — SD 1.5: CLIP-L text model (transformers CLIPTextModel), UNet
+(UNet2DConditionModel with SD 1.5's config), VAE decoder (AutoencoderKL); SDXL: CLIP-L and
+OpenCLIP bigG (CLIPTextModelWithProjection), the SDXL UNet (text_time added conditioning)
+and its VAE — built with PyTorch's own seeded random init. The weights are not darkroom's (each side draws its own
 random values from a seed): the cost of these networks does not depend on their weight
 values, so equal shapes, inputs and thread counts are what makes the timings comparable.
 
-  text encode  two CLIPTextModel passes of [1, 77] ids (prompt, negative), as the
-               diffusers pipeline encodes them; the tokenizer is left out
+  text encode  the text encoders' passes of two [1, 77] id rows (prompt, negative), as the
+               diffusers pipelines encode them (SDXL: penultimate hidden states of both,
+               joined, and bigG's text_embeds); the tokenizer is left out
   step         UNet on a batch of 2 (cond + uncond) at size/8, then the CFG combine
   vae decode   vae.decode of one [1, 4, size/8, size/8] latent
 
@@ -18,8 +20,8 @@ a child process of its own, so that its peak RSS (VmHWM, reset after the models 
 is its own. torch.set_num_threads(--threads, default: every CPU).
 
 Prints one JSON line per dtype with darkroom's keys, or a table.
-Usage: diffusers_sd15.py [--dtype f32|bf16|both] [--size 512] [--steps 3] [--threads N]
-                         [--bf16-mode autocast|cast] [--json]
+Usage: diffusers_pipeline.py [--model sd15|sdxl] [--dtype f32|bf16|both] [--size N]
+                             [--steps 3] [--threads N] [--bf16-mode autocast|cast] [--json]
 """
 import argparse
 import contextlib
@@ -41,6 +43,18 @@ VAE_SD15 = dict(in_channels=3, out_channels=3, latent_channels=4, layers_per_blo
 CLIP_L = dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
               num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu",
               projection_dim=768)
+# SDXL 1.0 base (diffusers' unet/config.json and text_encoder_2/config.json).
+UNET_SDXL = dict(sample_size=128, in_channels=4, out_channels=4, layers_per_block=2,
+                 block_out_channels=(320, 640, 1280),
+                 down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+                 up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+                 transformer_layers_per_block=(1, 2, 10), cross_attention_dim=2048,
+                 attention_head_dim=(5, 10, 20), use_linear_projection=True,
+                 addition_embed_type="text_time", addition_time_embed_dim=256,
+                 projection_class_embeddings_input_dim=2816)
+CLIP_G = dict(vocab_size=49408, hidden_size=1280, intermediate_size=5120, num_hidden_layers=32,
+              num_attention_heads=20, max_position_embeddings=77, hidden_act="gelu",
+              projection_dim=1280)
 
 
 def peak_rss_mib():
@@ -66,18 +80,22 @@ def run_one(a):
     import diffusers
     import transformers
     from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
+    xl = a.model == "sdxl"
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     t_load = time.perf_counter()
     clip = CLIPTextModel(CLIPTextConfig(**CLIP_L)).eval()
-    unet = UNet2DConditionModel(**UNET_SD15).eval()
-    vae = AutoencoderKL(**VAE_SD15).eval()
+    clip_g = CLIPTextModelWithProjection(CLIPTextConfig(**CLIP_G)).eval() if xl else None
+    unet = UNet2DConditionModel(**(UNET_SDXL if xl else UNET_SD15)).eval()
+    vae = AutoencoderKL(**VAE_SD15).eval()  # SDXL's VAE has the same shapes
     vae.encoder = None  # only decoding is timed; darkroom loads no encoder either
     cast = a.dtype == "bf16" and a.bf16_mode == "cast"
     if cast:
         clip, unet, vae = (m.to(torch.bfloat16) for m in (clip, unet, vae))
+        clip_g = clip_g.to(torch.bfloat16) if xl else None
+    scale = 0.13025 if xl else 0.18215
     load_s = time.perf_counter() - t_load
     load_peak = peak_rss_mib()
     reset_peak_rss()
@@ -89,12 +107,21 @@ def run_one(a):
     with torch.inference_mode(), amp:
         pos, neg = prompt_ids(torch, 12, 320), prompt_ids(torch, 3, 2000)
 
+        def encode(ids):
+            if not xl:
+                return clip(ids).last_hidden_state, None
+            # StableDiffusionXLPipeline.encode_prompt: hidden_states[-2] of both, joined
+            # on channels; bigG's projected pooled output.
+            h_l = clip(ids, output_hidden_states=True).hidden_states[-2]
+            g = clip_g(ids, output_hidden_states=True)
+            return torch.cat([h_l, g.hidden_states[-2]], dim=-1), g.text_embeds
+
         def encode_both():
-            return clip(pos).last_hidden_state, clip(neg).last_hidden_state
+            return encode(pos), encode(neg)
 
         encode_both()
         t0 = time.perf_counter()
-        cond, uncond = encode_both()
+        (cond, pooled_c), (uncond, pooled_u) = encode_both()
         text_s = time.perf_counter() - t0
 
         g = torch.Generator().manual_seed(0)
@@ -102,9 +129,14 @@ def run_one(a):
         x = torch.cat([x1, x1]).to(in_dtype)
         ctx = torch.cat([cond, uncond]).to(in_dtype)
         t = torch.tensor([500, 500])
+        added = None
+        if xl:  # text_embeds [2, 1280] and time_ids [2, 6] (original, crop, target)
+            time_ids = torch.tensor([[a.size, a.size, 0, 0, a.size, a.size]] * 2, dtype=in_dtype)
+            added = {"text_embeds": torch.cat([pooled_c, pooled_u]).to(in_dtype),
+                     "time_ids": time_ids}
 
         def step():
-            eps = unet(x, t, encoder_hidden_states=ctx).sample.float()
+            eps = unet(x, t, encoder_hidden_states=ctx, added_cond_kwargs=added).sample.float()
             e_c, e_u = eps.chunk(2)
             return e_u + 7.0 * (e_c - e_u)
 
@@ -115,15 +147,15 @@ def run_one(a):
         step_s = (time.perf_counter() - t0) / a.steps
 
         z = guided.to(in_dtype)
-        vae.decode(z / 0.18215)
+        vae.decode(z / scale)
         t0 = time.perf_counter()
-        image = vae.decode(z / 0.18215).sample
+        image = vae.decode(z / scale).sample
         vae_s = time.perf_counter() - t0
     finite = bool(torch.isfinite(guided).all() and torch.isfinite(image.float()).all())
     mode = "" if a.dtype == "f32" else f" ({a.bf16_mode})"
     return {"impl": f"diffusers {diffusers.__version__}, transformers {transformers.__version__}, "
                     f"torch {torch.__version__}",
-            "model": "sd15", "device": "cpu", "dtype": a.dtype, "bf16_mode": mode.strip(" ()"),
+            "model": a.model, "device": "cpu", "dtype": a.dtype, "bf16_mode": mode.strip(" ()"),
             "size": a.size, "batch": 2, "threads": torch.get_num_threads(),
             "load_s": round(load_s, 2), "text_encode_s": round(text_s, 4),
             "step_s": round(step_s, 4), "steps_timed": a.steps, "vae_decode_s": round(vae_s, 4),
@@ -134,20 +166,23 @@ def run_one(a):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="sd15", choices=["sd15", "sdxl"])
     ap.add_argument("--dtype", default="both", choices=["f32", "bf16", "both"])
     ap.add_argument("--bf16-mode", default="autocast", choices=["autocast", "cast"])
-    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--size", type=int, default=0, help="default: 512 (sd15), 1024 (sdxl)")
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    a.size = a.size or (1024 if a.model == "sdxl" else 512)
     if a.child:
         print(json.dumps(run_one(a)), flush=True)
         return 0
     results = []
     for dt in (["f32", "bf16"] if a.dtype == "both" else [a.dtype]):
-        cmd = [sys.executable, __file__, "--child", "--dtype", dt, "--size", str(a.size),
+        cmd = [sys.executable, __file__, "--child", "--model", a.model, "--dtype", dt,
+               "--size", str(a.size),
                "--steps", str(a.steps), "--threads", str(a.threads), "--bf16-mode", a.bf16_mode]
         out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
         r = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])
@@ -155,7 +190,7 @@ def main():
         if a.json:
             print(json.dumps(r), flush=True)
     if not a.json:
-        print(f"{results[0]['impl']}, {results[0]['threads']} threads, "
+        print(f"{results[0]['impl']}, {results[0]['threads']} threads, {a.model} "
               f"{a.size}x{a.size}, CFG (UNet batch 2)\n")
         print("| dtype | text encode s | s / step | VAE decode s | 20 steps s | peak RSS MiB |")
         print("|---|---|---|---|---|---|")
