@@ -34,6 +34,12 @@ double ref_gelu_tanh(double x) {
 double ref_quick_gelu(double x) {
   return x / (1.0 + std::exp(-1.702 * x));
 }
+double ref_leaky_relu_02(double x) {
+  return x < 0.0 ? 0.2 * x : x;
+}
+double ref_leaky_relu_default(double x) {
+  return x < 0.0 ? 0.01 * x : x;
+}
 
 // ---------------------------------------------------------------- Unary
 
@@ -48,6 +54,8 @@ const UnaryCase kUnary[] = {
     {"gelu", [](const Tensor& x) { return ops::gelu(x); }, ref_gelu},
     {"gelu_tanh", [](const Tensor& x) { return ops::gelu(x, true); }, ref_gelu_tanh},
     {"quick_gelu", [](const Tensor& x) { return ops::quick_gelu(x); }, ref_quick_gelu},
+    {"leaky_relu 0.2", [](const Tensor& x) { return ops::leaky_relu(x, 0.2f); }, ref_leaky_relu_02},
+    {"leaky_relu", [](const Tensor& x) { return ops::leaky_relu(x); }, ref_leaky_relu_default},
 };
 
 void check_unary(const Shape& shape, float lo, float hi, const std::string& what) {
@@ -87,6 +95,7 @@ TEST(Unary, BadInput) {
   expect_error([&] { ops::silu(ints); }, "[silu]");
   expect_error([&] { ops::gelu(ints); }, "[gelu]");
   expect_error([&] { ops::quick_gelu(ints); }, "[quick_gelu]");
+  expect_error([&] { ops::leaky_relu(ints, 0.2f); }, "[leaky_relu]");
   expect_error([&] { ops::gelu(Tensor()); }, "[gelu]");
 }
 

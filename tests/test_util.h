@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -94,6 +95,40 @@ inline std::string label(const std::string& what, DType t) {
 inline void expect_close(const Tensor& got, const std::vector<double>& ref,
                          const std::string& what = "") {
   expect_close(got, ref, default_tolerance(got.dtype()), what);
+}
+
+// [N, C, H, W] values -> [N, H, W, C] order, written out by hand.
+inline std::vector<float> nchw_values_to_nhwc(const std::vector<float>& v, int64_t n, int64_t c,
+                                              int64_t h, int64_t w) {
+  std::vector<float> out(v.size());
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t y = 0; y < h; ++y)
+        for (int64_t x = 0; x < w; ++x)
+          out[((b * h + y) * w + x) * c + ch] = v[((b * c + ch) * h + y) * w + x];
+  return out;
+}
+
+// The same for a diffusers tensor of shape [N, C, H, W].
+inline std::vector<float> nchw_to_nhwc(const std::vector<float>& v, const Shape& nchw) {
+  return nchw_values_to_nhwc(v, nchw[0], nchw[1], nchw[2], nchw[3]);
+}
+
+// Largest and root-mean-square absolute difference of got from ref (NaN counts as ∞).
+struct ErrorStats {
+  double max_abs = 0, rms = 0;
+};
+inline ErrorStats error_stats(const std::vector<float>& got, const std::vector<float>& ref) {
+  EXPECT_EQ(got.size(), ref.size());
+  ErrorStats e;
+  double sum_sq = 0;
+  for (size_t i = 0; i < ref.size() && i < got.size(); ++i) {
+    const double d = std::fabs(static_cast<double>(got[i]) - ref[i]);
+    e.max_abs = std::isnan(d) ? INFINITY : std::max(e.max_abs, d);
+    sum_sq += d * d;
+  }
+  e.rms = std::sqrt(sum_sq / static_cast<double>(ref.size()));
+  return e;
 }
 
 }  // namespace darkroom::test

@@ -65,11 +65,12 @@ struct SoftmaxArgs {
   Tensor x, out;
 };
 
-enum class UnaryKind { Silu, Gelu, GeluTanh, QuickGelu };
+enum class UnaryKind { Silu, Gelu, GeluTanh, QuickGelu, LeakyRelu };
 
 struct UnaryArgs {
   Tensor x, out;
   UnaryKind kind = UnaryKind::Silu;
+  float negative_slope = 0.0f;  // LeakyRelu: out = x < 0 ? x · negative_slope : x
 };
 
 // x [M, 2C] → out [M, C] = x[:, :C] · gelu(x[:, C:]) (diffusers' GEGLU, erf GELU).

@@ -39,6 +39,8 @@ Tensor softmax(const Tensor& x);  // over the last dimension
 Tensor silu(const Tensor& x);
 Tensor gelu(const Tensor& x, bool tanh_approximation = false);
 Tensor quick_gelu(const Tensor& x);
+// torch.nn.functional.leaky_relu: x for x >= 0, x · negative_slope below.
+Tensor leaky_relu(const Tensor& x, float negative_slope = 0.01f);
 Tensor geglu(const Tensor& x);  // [..., 2C] → [..., C]
 
 // Elementwise with numpy broadcasting.

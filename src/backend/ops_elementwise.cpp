@@ -8,9 +8,9 @@ namespace darkroom::ops {
 using namespace darkroom::detail;
 namespace {
 
-Tensor unary(const Tensor& x, UnaryKind kind, const char* op) {
+Tensor unary(const Tensor& x, UnaryKind kind, const char* op, float negative_slope = 0.0f) {
   check_compute(op, x, "x");
-  UnaryArgs a{x, Tensor::empty(x.shape(), x.dtype(), x.device()), kind};
+  UnaryArgs a{x, Tensor::empty(x.shape(), x.dtype(), x.device()), kind, negative_slope};
   ops_of(x).unary(a);
   return a.out;
 }
@@ -43,6 +43,9 @@ Tensor gelu(const Tensor& x, bool tanh_approximation) {
 }
 Tensor quick_gelu(const Tensor& x) {
   return unary(x, UnaryKind::QuickGelu, "quick_gelu");
+}
+Tensor leaky_relu(const Tensor& x, float negative_slope) {
+  return unary(x, UnaryKind::LeakyRelu, "leaky_relu", negative_slope);
 }
 
 Tensor geglu(const Tensor& x) {

@@ -25,6 +25,8 @@
 namespace darkroom {
 namespace {
 
+using test::nchw_to_nhwc;
+
 using test::random_tensor;
 constexpr DeviceId kGpu{DeviceType::Cuda, 0};
 
@@ -103,18 +105,6 @@ TEST(CudaGraph, ForbiddenCallFailsTheCaptureCleanly) {
 
 std::string fixture(const std::string& file) {
   return std::string(DARKROOM_TEST_DATA) + "/models/sdxl_tiny/" + file;
-}
-
-// [N, C, H, W] → [N, H, W, C]
-std::vector<float> nchw_to_nhwc(const std::vector<float>& v, const Shape& nchw) {
-  const int64_t n = nchw[0], c = nchw[1], h = nchw[2], w = nchw[3];
-  std::vector<float> out(v.size());
-  for (int64_t b = 0; b < n; ++b)
-    for (int64_t ch = 0; ch < c; ++ch)
-      for (int64_t y = 0; y < h; ++y)
-        for (int64_t x = 0; x < w; ++x)
-          out[((b * h + y) * w + x) * c + ch] = v[((b * c + ch) * h + y) * w + x];
-  return out;
 }
 
 UNet load_tiny_sdxl(DType dtype) {

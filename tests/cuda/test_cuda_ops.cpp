@@ -421,6 +421,8 @@ TEST(CudaOps, Unary) {
               [](const std::vector<Tensor>& t, DType) { return ops::gelu(t[0], true); });
   compare_all("quick_gelu", in,
               [](const std::vector<Tensor>& t, DType) { return ops::quick_gelu(t[0]); });
+  compare_all("leaky_relu 0.2", in,
+              [](const std::vector<Tensor>& t, DType) { return ops::leaky_relu(t[0], 0.2f); });
   compare_all("silu big", {{uniform({2, 64, 64, 320}, 91, -6, 6)}},
               [](const std::vector<Tensor>& t, DType) { return ops::silu(t[0]); });
 }

@@ -22,9 +22,14 @@
 #include "models/unet.h"
 #include "models/unet_diffusers_names.h"
 #include "models/weights.h"
+#include "test_util.h"
 
 namespace darkroom {
 namespace {
+
+using test::error_stats;
+using test::ErrorStats;
+using test::nchw_to_nhwc;
 
 std::string fixture(const std::string& file) {
   return std::string(DARKROOM_TEST_DATA) + "/models/sdxl_tiny/" + file;
@@ -36,18 +41,6 @@ std::shared_ptr<const SafetensorsFile> open_file(const std::string& path) {
 
 std::shared_ptr<const SafetensorsFile> unet_file() {
   return open_file(fixture("diffusers/unet/diffusion_pytorch_model.safetensors"));
-}
-
-// [N, C, H, W] (diffusers) → [N, H, W, C] (darkroom), by hand.
-std::vector<float> nchw_to_nhwc(const std::vector<float>& v, const Shape& nchw) {
-  const int64_t n = nchw[0], c = nchw[1], h = nchw[2], w = nchw[3];
-  std::vector<float> out(v.size());
-  for (int64_t b = 0; b < n; ++b)
-    for (int64_t ch = 0; ch < c; ++ch)
-      for (int64_t y = 0; y < h; ++y)
-        for (int64_t x = 0; x < w; ++x)
-          out[((b * h + y) * w + x) * c + ch] = v[((b * c + ch) * h + y) * w + x];
-  return out;
 }
 
 struct Reference {
@@ -93,23 +86,6 @@ UNetConfig tiny_config(const Weights& w) {
   c.num_heads = 0;
   c.head_dim = width / heads;
   return c;
-}
-
-struct ErrorStats {
-  double max_abs = 0, rms = 0;
-};
-
-ErrorStats error_stats(const std::vector<float>& got, const std::vector<float>& ref) {
-  EXPECT_EQ(got.size(), ref.size());
-  ErrorStats e;
-  double sum_sq = 0;
-  for (size_t i = 0; i < ref.size() && i < got.size(); ++i) {
-    const double d = std::fabs(static_cast<double>(got[i]) - ref[i]);
-    e.max_abs = std::isnan(d) ? INFINITY : std::max(e.max_abs, d);
-    sum_sq += d * d;
-  }
-  e.rms = std::sqrt(sum_sq / static_cast<double>(ref.size()));
-  return e;
 }
 
 TEST(SdxlUnet, DetectsTheTinyConfigFromShapes) {

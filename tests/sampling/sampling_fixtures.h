@@ -10,6 +10,7 @@
 
 #include "core/tensor.h"
 #include "io/safetensors.h"
+#include "test_util.h"
 
 namespace darkroom::test {
 
@@ -20,18 +21,6 @@ inline std::string sampling_fixture(const std::string& file) {
 // A fixture tensor's values (copied: views into the file may be unaligned).
 inline std::vector<float> fixture_floats(const SafetensorsFile& f, const std::string& name) {
   return f.tensor(name).to_floats();
-}
-
-// [N, C, H, W] values -> [N, H, W, C] order, written out by hand.
-inline std::vector<float> nchw_values_to_nhwc(const std::vector<float>& v, int64_t n, int64_t c,
-                                              int64_t h, int64_t w) {
-  std::vector<float> out(v.size());
-  for (int64_t b = 0; b < n; ++b)
-    for (int64_t ch = 0; ch < c; ++ch)
-      for (int64_t y = 0; y < h; ++y)
-        for (int64_t x = 0; x < w; ++x)
-          out[((b * h + y) * w + x) * c + ch] = v[((b * c + ch) * h + y) * w + x];
-  return out;
 }
 
 // Every value within rel·|ref| (+ abs for values near zero); reports the worst.

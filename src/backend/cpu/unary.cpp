@@ -1,5 +1,5 @@
-// Activations, elementwise over the flat data: SiLU, GELU (erf and tanh forms) and
-// QuickGELU. The data is cut into tiles so a thread converts a few KiB at a time.
+// Activations, elementwise over the flat data: SiLU, GELU (erf and tanh forms),
+// QuickGELU and LeakyReLU. The data is cut into tiles so a thread converts a few KiB at a time.
 #include <algorithm>
 #include <vector>
 
@@ -44,6 +44,10 @@ void unary(const UnaryArgs& args) {
               break;
             case UnaryKind::QuickGelu:
               apply<quick_gelu_f32>(src, dst, n);
+              break;
+            case UnaryKind::LeakyRelu:
+              for (int64_t i = 0; i < n; ++i)
+                dst[i] = src[i] < 0.0f ? src[i] * args.negative_slope : src[i];
               break;
           }
           f32_out_done(out, at, dst, n);

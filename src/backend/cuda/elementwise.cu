@@ -15,7 +15,7 @@ __device__ __forceinline__ float gelu_erf(float x) {
   return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
 }
 
-__device__ __forceinline__ float activate(float x, UnaryKind kind) {
+__device__ __forceinline__ float activate(float x, UnaryKind kind, float negative_slope) {
   switch (kind) {
     case UnaryKind::Silu:
       return x / (1.0f + expf(-x));
@@ -27,15 +27,17 @@ __device__ __forceinline__ float activate(float x, UnaryKind kind) {
     }
     case UnaryKind::QuickGelu:
       return x / (1.0f + expf(-1.702f * x));
+    case UnaryKind::LeakyRelu:
+      return x < 0.0f ? x * negative_slope : x;
   }
   return x;
 }
 
 template <class T>
-__global__ void unary_kernel(const T* x, T* out, int64_t n, UnaryKind kind) {
+__global__ void unary_kernel(const T* x, T* out, int64_t n, UnaryKind kind, float negative_slope) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
        i += int64_t{gridDim.x} * blockDim.x)
-    store_f32(out, i, activate(load_f32(x, i), kind));
+    store_f32(out, i, activate(load_f32(x, i), kind, negative_slope));
 }
 
 // x [M, 2C] → out [M, C] = x[:, :C] · gelu(x[:, C:])
@@ -121,7 +123,7 @@ void unary(const UnaryArgs& args) {
   cudaStream_t stream = stream_for(args.x);
   DR_CUDA_DISPATCH(args.x.dtype(), "unary", T,
                    unary_kernel<T><<<grid_for(n, kThreads), kThreads, 0, stream>>>(
-                       args.x.data<T>(), args.out.data<T>(), n, args.kind));
+                       args.x.data<T>(), args.out.data<T>(), n, args.kind, args.negative_slope));
   CUDA_CHECK_LAUNCH();
 }
 
