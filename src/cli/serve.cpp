@@ -9,8 +9,10 @@
 // folder, found by asking python3 once at start). Without any, only the API is served.
 #include <sys/sysinfo.h>
 
+#include <algorithm>
 #include <boost/asio/ip/address.hpp>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -26,6 +28,7 @@
 #include "queue/job_queue.h"
 #include "server/api_context.h"
 #include "server/http_server.h"
+#include "server/webhook_client.h"
 
 namespace darkroom::cli {
 namespace {
@@ -55,6 +58,15 @@ const char* kUsage = R"(usage: darkroom serve [options]
   --cpu                       run on the CPU even when CUDA devices exist
   --cuda-device N             run on CUDA device N only (default: one worker per device)
   --http-threads N            I/O threads (default 4)
+  --max-queued-per-client N   prompts one client_id may have pending or running; more are
+                              refused with 429 (default 0: no limit; prompts without a
+                              client_id share one anonymous client)
+  --webhook-url URL           POST {"prompt_id", "number", "status", "outputs", "client_id",
+                              "completed_at"} here after each prompt ends (http:// only;
+                              durable outbox in the queue database, see docs/queue.md)
+  --webhook-attempts N        attempts per delivery before it is dropped (default 10)
+  --webhook-backoff SECONDS   wait before the first retry, doubling up to 300 s (default 1)
+  --webhook-timeout SECONDS   one attempt's time limit (default 10)
 )";
 
 std::string find_frontend(const std::string& flag_value) {
@@ -111,6 +123,9 @@ int run_serve(const std::vector<std::string>& args) {
   workflow::ResourceLimits limits{16777216, 1000};
   bool insecure_no_auth = false, force_cpu = false;
   int cuda_pin = -1;  // --cuda-device
+  int max_queued_per_client = 0;
+  queue::WebhookOptions webhook;
+  double webhook_timeout_s = 10;
   if (const char* env = std::getenv("DARKROOM_AUTH_TOKEN"); env != nullptr) opt.auth_token = env;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -188,6 +203,17 @@ int run_serve(const std::vector<std::string>& args) {
       cuda_pin = parse_cuda_device("serve", value());
     } else if (a == "--http-threads") {
       opt.threads = static_cast<int>(number(1, 256));
+    } else if (a == "--max-queued-per-client") {
+      max_queued_per_client = static_cast<int>(number(0, 1e9));
+    } else if (a == "--webhook-url") {
+      webhook.url = value();
+      server::parse_webhook_url(webhook.url);  // a bad URL fails here, not at the first POST
+    } else if (a == "--webhook-attempts") {
+      webhook.max_attempts = static_cast<int>(number(1, 1000));
+    } else if (a == "--webhook-backoff") {
+      webhook.first_backoff_ms = static_cast<int64_t>(number(0, 3600) * 1000);
+    } else if (a == "--webhook-timeout") {
+      webhook_timeout_s = number(0.1, 600);
     } else if (a == "--help" || a == "-h") {
       std::fputs(kUsage, stdout);
       return 0;
@@ -257,8 +283,9 @@ int run_serve(const std::vector<std::string>& args) {
   ctx.argv = {"darkroom", "serve"};
   for (size_t i = 0; i < args.size(); ++i) {
     ctx.argv.push_back(args[i]);
-    if (args[i] == "--auth-token" && i + 1 < args.size()) {
-      ctx.argv.push_back("***");  // /system_stats must not hand out the token
+    // /system_stats must not hand out the token, nor a webhook URL (it may hold a secret).
+    if ((args[i] == "--auth-token" || args[i] == "--webhook-url") && i + 1 < args.size()) {
+      ctx.argv.push_back("***");
       ++i;
     }
   }
@@ -271,6 +298,15 @@ int run_serve(const std::vector<std::string>& args) {
   qopt.paths = paths;
   qopt.preview.method = preview_method;
   qopt.limits = limits;
+  qopt.max_queued_per_client = max_queued_per_client;
+  qopt.webhook = webhook;
+  qopt.webhook.max_backoff_ms =
+      std::max<int64_t>(qopt.webhook.max_backoff_ms, webhook.first_backoff_ms);
+  const auto webhook_timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(webhook_timeout_s * 1000));
+  qopt.webhook.post = [webhook_timeout](const std::string& url, const std::string& body) {
+    return server::post_webhook(url, body, webhook_timeout);
+  };
   qopt.workers.clear();
   // Each worker's model budget comes from its device's memory (job_queue.cpp's
   // model_budget: half of it).

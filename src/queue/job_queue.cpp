@@ -57,6 +57,7 @@ struct JobQueue::State {
   QueueOptions options;
   MessageSinks sinks;
   JobStore store;
+  std::unique_ptr<WebhookDispatcher> webhooks;  // after store: stopped before it closes
 
   std::mutex mutex;
   std::condition_variable wake;  // new work, /free, or stop
@@ -65,7 +66,13 @@ struct JobQueue::State {
   std::vector<std::unique_ptr<WorkerSlot>> workers;
 
   State(QueueOptions o, MessageSinks s)
-      : options(std::move(o)), sinks(guarded(std::move(s))), store(options.database_path) {}
+      : options(std::move(o)), sinks(guarded(std::move(s))), store(options.database_path) {
+    store.set_webhook_url(options.webhook.url);
+  }
+
+  void notify_webhooks() {
+    if (webhooks) webhooks->notify();
+  }
 
   // A sink that throws (a hub bug, an allocation failure) must not take a worker thread,
   // and with it the process, down: the message is dropped and logged.
@@ -113,6 +120,7 @@ JobQueue::~JobQueue() {
   s.wake.notify_all();
   for (auto& w : s.workers)
     if (w->thread.joinable()) w->thread.join();
+  s.webhooks.reset();
 }
 
 void JobQueue::start() {
@@ -133,6 +141,17 @@ void JobQueue::start() {
   const int pending = static_cast<int>(s.store.pending().size());
   if (pending > 0) {
     DR_LOG(Info) << "queue: " << pending << " prompt(s) pending at start";
+  }
+  // The outbox as the last run left it (and recovery's failures) goes out first.
+  const size_t undelivered = s.store.outbox().size();
+  if (!s.options.webhook.url.empty()) {
+    s.webhooks = std::make_unique<WebhookDispatcher>(s.store, s.options.webhook);
+    s.webhooks->start();
+    if (undelivered > 0)
+      DR_LOG(Info) << "webhook: " << undelivered << " delivery(ies) left from the last run";
+  } else if (undelivered > 0) {
+    DR_LOG(Warn) << "webhook: " << undelivered
+                 << " delivery(ies) left from the last run wait for --webhook-url";
   }
 
   // Each worker builds its Executor on its own thread (a CUDA device is bound per
@@ -246,6 +265,7 @@ void JobQueue::State::worker_loop(WorkerSlot& w, std::promise<void>& ready) {
       // Left running in the database: the next start re-runs it.
       DR_LOG(Error) << where << "cannot record prompt " << job->prompt_id << ": " << e.what();
     }
+    if (!requeue) notify_webhooks();
     send_status();
     // main.py: after task_done, executing with node null tells the client it is over.
     if (!requeue && !job->client_id.empty() && sinks.json_message)
@@ -272,7 +292,12 @@ Submitted JobQueue::submit(const json& prompt, const json& extra_data,
 
   Submitted sub;
   sub.prompt_id = prompt_id.empty() ? new_prompt_id() : prompt_id;
-  const json n = s.store.add(sub.prompt_id, prompt, extra, outputs, client, front, number);
+  const json n = s.store.add(sub.prompt_id, prompt, extra, outputs, client, front, number,
+                             s.options.max_queued_per_client);
+  if (n.is_null()) {
+    sub.refused = true;
+    return sub;
+  }
   sub.number = static_cast<int64_t>(std::llround(n.get<double>()));
   {
     std::lock_guard lock(s.mutex);  // pairs with the workers' wait: no lost wake-up
@@ -292,6 +317,14 @@ json JobQueue::queue() const {
 
 int JobQueue::remaining() const {
   return state_->store.remaining();
+}
+
+int JobQueue::max_queued_per_client() const {
+  return state_->options.max_queued_per_client;
+}
+
+int JobQueue::queued_by_client(const std::string& client_id) const {
+  return state_->store.queued_by_client(client_id);
 }
 
 void JobQueue::delete_pending(const std::vector<std::string>& prompt_ids) {

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "queue/webhook.h"
 #include "workflow/executor.h"
 
 namespace darkroom::queue {
@@ -57,11 +58,18 @@ struct QueueOptions {
   // A prompt that was running at this many crashes is marked failed instead of re-run,
   // so a prompt that kills the process cannot keep the server in a crash loop.
   int max_attempts = 3;
+  // Prompts one client may have pending or running at once; 0: no limit. Clients are told
+  // apart by client_id (POST /prompt's, also with auth tokens: one token may serve many
+  // clients); prompts without one share the anonymous client "".
+  int max_queued_per_client = 0;
+  WebhookOptions webhook;  // url "": none
 };
 
 struct Submitted {
   std::string prompt_id;
   int64_t number = 0;
+  // The client had max_queued_per_client prompts queued already: nothing was stored.
+  bool refused = false;
 };
 
 class JobQueue {
@@ -76,7 +84,8 @@ class JobQueue {
 
   // A validated prompt (workflow::validate_prompt said ok). Durable when this returns.
   // `prompt_id` empty: a new UUID. `front`: ahead of everything pending (ComfyUI's
-  // negative numbers). `number`: POST /prompt's explicit "number", if any.
+  // negative numbers). `number`: POST /prompt's explicit "number", if any. Refused (not
+  // stored) when the client is at QueueOptions::max_queued_per_client.
   Submitted submit(const json& prompt, const json& extra_data,
                    const std::vector<std::string>& outputs, const std::string& client_id,
                    const std::string& prompt_id, bool front, std::optional<double> number);
@@ -85,6 +94,9 @@ class JobQueue {
   json queue() const;
   // exec_info.queue_remaining (pending + running).
   int remaining() const;
+  // The per-client limit and what one client has pending + running now.
+  int max_queued_per_client() const;
+  int queued_by_client(const std::string& client_id) const;
   // POST /queue {"delete": [ids]} / {"clear": true}. Running prompts are not touched.
   void delete_pending(const std::vector<std::string>& prompt_ids);
   void clear_pending();

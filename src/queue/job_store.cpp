@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "queue/comfy_messages.h"
 #include "queue/sqlite_db.h"
+#include "queue/webhook.h"
 
 namespace darkroom::queue {
 
@@ -30,6 +31,17 @@ CREATE TABLE IF NOT EXISTS history(
   entry     TEXT NOT NULL       -- {"prompt", "outputs", "status", "meta"}
 );
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS jobs_client ON jobs(client_id);
+CREATE TABLE IF NOT EXISTS outbox(
+  id              INTEGER PRIMARY KEY AUTOINCREMENT,
+  prompt_id       TEXT NOT NULL,
+  url             TEXT NOT NULL,
+  body            TEXT NOT NULL,     -- webhook_payload (webhook.h)
+  attempts        INTEGER NOT NULL DEFAULT 0,  -- failed attempts so far
+  next_attempt_ms INTEGER NOT NULL DEFAULT 0,  -- not before (ms since the epoch)
+  last_error      TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_attempt_ms, id);
 )sql";
 
 QueuedJob read_job(const SqliteStatement& st) {
@@ -43,6 +55,19 @@ QueuedJob read_job(const SqliteStatement& st) {
 }
 
 constexpr const char* kJobColumns = "prompt_id, item, client_id, attempts, worker";
+
+constexpr const char* kOutboxColumns = "id, prompt_id, url, body, attempts, next_attempt_ms";
+
+OutboxEntry read_outbox(const SqliteStatement& st) {
+  OutboxEntry e;
+  e.id = st.column_int(0);
+  e.prompt_id = st.column_text(1);
+  e.url = st.column_text(2);
+  e.body = st.column_text(3);
+  e.attempts = static_cast<int>(st.column_int(4));
+  e.next_attempt_ms = st.column_int(5);
+  return e;
+}
 
 }  // namespace
 
@@ -62,7 +87,7 @@ JobStore::~JobStore() = default;
 
 json JobStore::add(const std::string& prompt_id, const json& prompt, const json& extra_data,
                    const std::vector<std::string>& outputs, const std::string& client_id,
-                   bool front, std::optional<double> number) {
+                   bool front, std::optional<double> number, int max_per_client) {
   DR_CHECK(!prompt_id.empty(), "job_queue", "a prompt id is required");
   std::lock_guard lock(mutex_);
   SqliteTransaction t(*db_);
@@ -71,6 +96,12 @@ json JobStore::add(const std::string& prompt_id, const json& prompt, const json&
     exists.bind(1, prompt_id);
     DR_CHECK(!exists.step(), "job_queue", "prompt_id '", prompt_id,
              "' is already queued or running");
+  }
+  if (max_per_client > 0) {
+    SqliteStatement count(*db_, "SELECT COUNT(*) FROM jobs WHERE client_id = ?");
+    count.bind(1, client_id);
+    count.step();
+    if (count.column_int(0) >= max_per_client) return nullptr;  // rolled back: nothing stored
   }
   const int64_t counter =
       db_->query_int("SELECT value FROM meta WHERE key = 'next_number'").value_or(0);
@@ -126,9 +157,7 @@ void JobStore::finish(const std::string& prompt_id, const json& result, int max_
   DR_ASSERT(get.step(), "finishing prompt ", prompt_id, " which is not running");
   json entry = result;
   entry["prompt"] = json::parse(get.column_text(0));
-  // REPLACE deletes an older entry with this id first, so the new one gets the newest seq.
-  SqliteStatement put(*db_, "INSERT OR REPLACE INTO history(prompt_id, entry) VALUES (?, ?)");
-  put.bind(1, prompt_id).bind(2, entry.dump()).run();
+  put_history(prompt_id, entry);
   SqliteStatement del(*db_, "DELETE FROM jobs WHERE prompt_id = ?");
   del.bind(1, prompt_id).run();
   trim_history(max_history);
@@ -162,8 +191,7 @@ Recovery JobStore::recover(bool rerun, int max_attempts, int max_history) {
                   {"outputs", json::object()},
                   {"status", history_status(false, json::array({{"execution_error", error}}))},
                   {"meta", json::object()}};
-    SqliteStatement put(*db_, "INSERT OR REPLACE INTO history(prompt_id, entry) VALUES (?, ?)");
-    put.bind(1, j.prompt_id).bind(2, entry.dump()).run();
+    put_history(j.prompt_id, entry);
     SqliteStatement del(*db_, "DELETE FROM jobs WHERE prompt_id = ?");
     del.bind(1, j.prompt_id).run();
     r.failed.push_back(j.prompt_id);
@@ -171,6 +199,26 @@ Recovery JobStore::recover(bool rerun, int max_attempts, int max_history) {
   trim_history(max_history);
   t.commit();
   return r;
+}
+
+void JobStore::put_history(const std::string& prompt_id, const json& entry) {
+  // REPLACE deletes an older entry with this id first, so the new one gets the newest seq.
+  SqliteStatement put(*db_, "INSERT OR REPLACE INTO history(prompt_id, entry) VALUES (?, ?)");
+  put.bind(1, prompt_id).bind(2, entry.dump()).run();
+  if (webhook_url_.empty()) return;
+  SqliteStatement out(*db_, "INSERT INTO outbox(prompt_id, url, body) VALUES (?, ?, ?)");
+  out.bind(1, prompt_id)
+      .bind(2, webhook_url_)
+      .bind(3, webhook_payload(prompt_id, entry, now_ms()).dump())
+      .run();
+}
+
+int JobStore::queued_by_client(const std::string& client_id) const {
+  std::lock_guard lock(mutex_);
+  SqliteStatement count(*db_, "SELECT COUNT(*) FROM jobs WHERE client_id = ?");
+  count.bind(1, client_id);
+  count.step();
+  return static_cast<int>(count.column_int(0));
 }
 
 std::vector<QueuedJob> JobStore::jobs_in_state(int state) const {
@@ -264,6 +312,41 @@ void JobStore::trim_history(int max_history) {
                      "DELETE FROM history WHERE seq <= (SELECT seq FROM history ORDER BY seq DESC "
                      "LIMIT 1 OFFSET ?)");
   st.bind(1, static_cast<int64_t>(max_history)).run();
+}
+
+void JobStore::set_webhook_url(std::string url) {
+  std::lock_guard lock(mutex_);
+  webhook_url_ = std::move(url);
+}
+
+std::optional<OutboxEntry> JobStore::next_delivery() const {
+  std::lock_guard lock(mutex_);
+  SqliteStatement st(*db_, std::string("SELECT ") + kOutboxColumns +
+                               " FROM outbox ORDER BY next_attempt_ms, id LIMIT 1");
+  if (!st.step()) return std::nullopt;
+  return read_outbox(st);
+}
+
+std::vector<OutboxEntry> JobStore::outbox() const {
+  std::lock_guard lock(mutex_);
+  SqliteStatement st(*db_, std::string("SELECT ") + kOutboxColumns + " FROM outbox ORDER BY id");
+  std::vector<OutboxEntry> out;
+  while (st.step()) out.push_back(read_outbox(st));
+  return out;
+}
+
+void JobStore::remove_delivery(int64_t id) {
+  std::lock_guard lock(mutex_);
+  SqliteStatement st(*db_, "DELETE FROM outbox WHERE id = ?");
+  st.bind(1, id).run();
+}
+
+void JobStore::delivery_failed(int64_t id, int64_t next_attempt_ms, const std::string& error) {
+  std::lock_guard lock(mutex_);
+  SqliteStatement st(*db_,
+                     "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?, "
+                     "last_error = ? WHERE id = ?");
+  st.bind(1, next_attempt_ms).bind(2, error).bind(3, id).run();
 }
 
 void JobStore::set_commit_hook(std::function<void()> hook) {

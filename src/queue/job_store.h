@@ -3,6 +3,8 @@
 //   jobs(prompt_id, state pending|running, number, item, client_id, attempts, worker)
 //   history(seq, prompt_id UNIQUE, entry)       seq: completion order
 //   meta(key, value)                            next_number: ComfyUI's queue counter
+//   outbox(id, prompt_id, url, body, attempts, next_attempt_ms, last_error)
+//                                               webhook deliveries not yet made (webhook.h)
 //
 // Every change is one transaction, committed before the call returns. WAL with
 // synchronous=FULL: a commit is on disk (the WAL fsync'd) when it returns, so an
@@ -13,6 +15,7 @@
 // neither. All methods are thread-safe (one connection behind a mutex).
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -36,6 +39,16 @@ struct QueuedJob {
   int worker = -1;   // the worker running it (state running)
 };
 
+// A webhook delivery waiting in the outbox.
+struct OutboxEntry {
+  int64_t id = 0;  // outbox order
+  std::string prompt_id;
+  std::string url;
+  std::string body;             // the JSON payload (webhook_payload)
+  int attempts = 0;             // failed attempts so far
+  int64_t next_attempt_ms = 0;  // not before this (ms since the epoch)
+};
+
 struct Recovery {
   std::vector<std::string> requeued;  // were running at the crash; pending again
   std::vector<std::string> failed;    // were running at the crash too often; now in history
@@ -53,9 +66,14 @@ class JobStore {
   // (0, 1, 2, ... across restarts) or `number` if given; `front` negates it as ComfyUI
   // does and, where that would not be enough, takes one below the lowest pending
   // number. Throws if `prompt_id` is pending or running already.
+  // `max_per_client` > 0: a client (by client_id; "" is one shared anonymous client) with
+  // that many prompts pending or running already gets nothing stored and a null result
+  // (the count and the insert are one transaction, so concurrent submits cannot overshoot).
   json add(const std::string& prompt_id, const json& prompt, const json& extra_data,
            const std::vector<std::string>& outputs, const std::string& client_id, bool front,
-           std::optional<double> number);
+           std::optional<double> number, int max_per_client = 0);
+  // Pending + running prompts of one client ("": those without a client_id).
+  int queued_by_client(const std::string& client_id) const;
 
   // The pending job with the lowest (number, prompt_id), now running on `worker`.
   std::optional<QueuedJob> claim(int worker);
@@ -90,15 +108,29 @@ class JobStore {
   bool delete_history(const std::string& prompt_id);
   void clear_history();
 
+  // Webhooks: with a URL set, every history entry written from now on (finish, recover)
+  // also puts its webhook_payload into the outbox, in the same transaction. "": none.
+  void set_webhook_url(std::string url);
+  // The entry to try next: the lowest (next_attempt_ms, id), due or not.
+  std::optional<OutboxEntry> next_delivery() const;
+  std::vector<OutboxEntry> outbox() const;  // all, in outbox order
+  // Delivered or given up: removed.
+  void remove_delivery(int64_t id);
+  // A failed attempt: attempts + 1, not tried again before `next_attempt_ms`.
+  void delivery_failed(int64_t id, int64_t next_attempt_ms, const std::string& error);
+
   // Fault injection for tests: runs inside every commit before it is durable.
   void set_commit_hook(std::function<void()> hook);
 
  private:
   void trim_history(int max_history);
+  // history row (+ outbox row with a webhook URL); caller holds mutex_ in a transaction.
+  void put_history(const std::string& prompt_id, const json& entry);
   std::vector<QueuedJob> jobs_in_state(int state) const;  // caller holds mutex_
 
   mutable std::mutex mutex_;
   std::unique_ptr<SqliteDb> db_;
+  std::string webhook_url_;  // guarded by mutex_
 };
 
 }  // namespace darkroom::queue

@@ -120,6 +120,23 @@ Response post_prompt(ApiContext& ctx, const Request& req) {
                                     : "";
   const queue::Submitted s =
       ctx.queue->submit(prompt, extra_data, outputs, client_id, prompt_id, front, number);
+  if (s.refused) {
+    // The per-client limit (--max-queued-per-client): nothing was stored.
+    ctx.prompts_rejected.fetch_add(1);
+    const int limit = ctx.queue->max_queued_per_client();
+    // The queue's client: client_id, else extra_data's (JobQueue::submit).
+    const json& c = extra_data.contains("client_id") ? extra_data["client_id"] : json();
+    const std::string who = c.is_string() && !c.get<std::string>().empty()
+                                ? "client '" + c.get<std::string>() + "'"
+                                : "prompts without a client_id";
+    return Response::json_body(
+        {{"error", comfy_error("queue_limit", "Too many queued prompts",
+                               who + " has " + std::to_string(limit) +
+                                   " prompt(s) pending or running, the most allowed; "
+                                   "retry when one has finished")},
+         {"node_errors", json::object()}},
+        429);
+  }
   ctx.prompts_accepted.fetch_add(1);
   return Response::json_body(
       {{"prompt_id", s.prompt_id}, {"number", s.number}, {"node_errors", v.node_errors}});

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
@@ -238,6 +239,73 @@ TEST_F(JobQueueTest, APromptWithoutClientSendsOnlyBroadcasts) {
   EXPECT_EQ(e["status"]["status_str"], "success");
   EXPECT_FALSE(e["prompt"][3].contains("client_id"));
   EXPECT_EQ(e["status"]["messages"].size(), 3u);  // still recorded for the history
+}
+
+// Webhooks through the queue: a fake transport that fails the first attempt of every
+// delivery; each finished prompt is posted once it succeeds, from the dispatcher's thread
+// (not a worker's: a worker blocked in post() would stop the queue), and the outbox ends
+// empty. The per-client limit refuses a third prompt of one client while two are queued.
+TEST_F(JobQueueTest, WebhooksRetryOffTheWorkerThreadAndTheClientLimitRefuses) {
+  std::mutex mutex;
+  std::vector<json> delivered;
+  std::set<std::string> tried;
+  std::set<std::thread::id> post_threads;
+  options_.webhook.url = "http://127.0.0.1:9/hook";
+  options_.webhook.first_backoff_ms = 20;
+  options_.webhook.post = [&](const std::string& url, const std::string& body) {
+    EXPECT_EQ(url, "http://127.0.0.1:9/hook");
+    std::lock_guard lock(mutex);
+    post_threads.insert(std::this_thread::get_id());
+    const json j = json::parse(body);
+    if (tried.insert(j["prompt_id"].get<std::string>()).second)
+      return WebhookResult{false, true, "HTTP 503"};
+    delivered.push_back(j);
+    return WebhookResult{true, false, ""};
+  };
+  options_.max_queued_per_client = 2;
+  Recorder rec;
+  std::vector<std::string> ids;
+  {
+    JobQueue q(options_, rec.sinks());
+    // Not started yet: nothing runs, so the two stay queued.
+    ids.push_back(submit(q, "w0", "alice").prompt_id);
+    ids.push_back(submit(q, "w1", "alice").prompt_id);
+    const Submitted refused = submit(q, "w2", "alice");
+    EXPECT_TRUE(refused.refused);
+    EXPECT_EQ(q.queued_by_client("alice"), 2);
+    EXPECT_EQ(q.remaining(), 2);
+    ids.push_back(submit(q, "w3", "bob").prompt_id);
+    EXPECT_FALSE(ids.back().empty());
+    q.start();
+    wait_idle(q);
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (true) {
+      {
+        std::lock_guard lock(mutex);
+        if (delivered.size() >= 3) break;
+      }
+      ASSERT_LT(std::chrono::steady_clock::now(), end);
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_EQ(q.queued_by_client("alice"), 0);
+    EXPECT_FALSE(submit(q, "w4", "alice").refused);
+    wait_idle(q);
+  }
+  std::lock_guard lock(mutex);
+  ASSERT_GE(delivered.size(), 3u);
+  std::map<std::string, json> by_id;  // retries may interleave: compare by prompt id
+  for (const json& j : delivered) {
+    EXPECT_EQ(by_id.count(j["prompt_id"]), 0u) << "delivered twice: " << j.dump();
+    by_id[j["prompt_id"]] = j;
+  }
+  for (size_t i = 0; i < 3; ++i) {
+    ASSERT_EQ(by_id.count(ids[i]), 1u) << ids[i];
+    const json& j = by_id[ids[i]];
+    EXPECT_EQ(j["status"], "success");
+    EXPECT_EQ(j["client_id"], i < 2 ? "alice" : "bob");
+    EXPECT_EQ(j["outputs"]["2"]["images"].size(), 1u);
+  }
+  EXPECT_EQ(post_threads.size(), 1u);  // one dispatcher thread for every delivery
 }
 
 }  // namespace
