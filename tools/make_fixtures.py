@@ -7,7 +7,8 @@ its oracle; this driver runs them in order (or the ones named on the command lin
 
 Needs, from PyPI: torch, diffusers, transformers (<5 for the tokenizer fixture, see
 make_tokenizer_fixtures.py), safetensors, numpy, scipy, torchsde, torchdiffeq, tqdm,
-regex, and `k-diffusion==0.1.1.post1` installed with --no-deps.
+regex, ftfy, spandrel, peft, and `k-diffusion==0.1.1.post1` and `open_clip_torch` installed with
+--no-deps.
 
     python3 tools/make_fixtures.py                 # all
     python3 tools/make_fixtures.py unet clip_vae   # some
@@ -24,9 +25,18 @@ GENERATORS = {
     "unet": TOOLS / "fixtures" / "unet.py",  # diffusers UNet2DConditionModel
     "sdxl_unet": TOOLS / "fixtures" / "sdxl_unet.py",  # diffusers SDXL-shaped UNet (text_time)
     "clip_vae": TOOLS / "fixtures" / "clip_vae.py",  # transformers CLIP, diffusers VAE
+    # transformers CLIPTextModelWithProjection, cross-checked by open_clip's TextTransformer
+    "open_clip": TOOLS / "fixtures" / "open_clip_text.py",
     "ckpt": TOOLS / "make_ckpt_fixtures.py",  # torch.save checkpoints, hostile pickles
     # whole 20-step runs: transformers CLIP + diffusers UNet/VAE + k-diffusion samplers
     "pipeline_golden": TOOLS / "fixtures" / "pipeline_golden.py",
+    "rrdbnet": TOOLS / "fixtures" / "rrdbnet.py",  # spandrel's ESRGAN RRDBNet, tiled_scale
+    # SDXL, SDXL refiner and SD 2.x v-prediction runs: transformers CLIP / OpenCLIP-shaped
+    # text models, diffusers UNets (text_time), k-diffusion samplers
+    "sdxl_pipeline": TOOLS / "fixtures" / "sdxl_pipeline.py",
+    # LoRA files: diffusers + PEFT (fused weights, kohya names checked by diffusers' reader),
+    # LoHa / LoKr / LoCon-Tucker from ComfyUI's formulas transcribed in torch
+    "lora": TOOLS / "fixtures" / "lora.py",
 }
 
 

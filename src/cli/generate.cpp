@@ -1,6 +1,10 @@
-// `darkroom generate "prompt" --model FILE ...`: SD 1.x text-to-image on a CUDA device
-// (the first, or --cuda-device N) or the CPU (--cpu, or when there is no GPU), written
-// as PNGs named and annotated as ComfyUI's SaveImage names and annotates them.
+// `darkroom generate "prompt" --model FILE ...`: text-to-image with a checkpoint of any
+// family that pipeline/checkpoint.h detects (SD 1.x, SD 2.x, SDXL, SDXL refiner) on a CUDA
+// device (the first, or --cuda-device N) or the CPU (--cpu, or when there is no GPU),
+// written as PNGs named and annotated as ComfyUI's SaveImage names and annotates them.
+// It runs ComfyUI's default graph: CheckpointLoaderSimple → CLIPTextEncode ×2 →
+// EmptyLatentImage → KSampler → VAEDecode → SaveImage, through the same pipeline calls as
+// those nodes (load_checkpoint, encode_text, ksample).
 #include <unistd.h>
 
 #include <chrono>
@@ -12,11 +16,16 @@
 
 #include "backend/device.h"
 #include "backend/device_graph.h"
+#include "backend/ops.h"
 #include "cli/commands.h"
 #include "cli/device_choice.h"
 #include "core/error.h"
 #include "io/png_writer.h"
+#include "models/unet_runner.h"
+#include "pipeline/checkpoint_loader.h"
+#include "pipeline/clip_encode.h"
 #include "pipeline/comfy_workflow.h"
+#include "pipeline/ksampler.h"
 #include "pipeline/sd15_pipeline.h"
 #include "sampling/registry.h"
 
@@ -28,16 +37,20 @@ namespace fs = std::filesystem;
 constexpr const char* kUsage =
     "usage: darkroom generate PROMPT --model FILE [options]\n"
     "\n"
-    "  --model FILE        SD 1.x single-file checkpoint (.safetensors)\n"
+    "  --model FILE        single-file checkpoint (.safetensors or .ckpt): SD 1.x, SD 2.x,\n"
+    "                      SDXL or SDXL refiner, detected from its tensors\n"
     "  --negative TEXT     negative prompt (default empty)\n"
     "  --steps N           sampling steps (20)\n"
     "  --cfg X             classifier-free guidance scale (7.0)\n"
     "  --sampler NAME      ComfyUI sampler name (euler)\n"
     "  --scheduler NAME    ComfyUI scheduler name (normal)\n"
     "  --seed N            noise seed (0)\n"
-    "  --width N --height N  image size, multiples of 64 (512)\n"
+    "  --width N --height N  image size, multiples of 8 (the family's: SD 1.x 512, SD 2.x\n"
+    "                      768, SDXL 1024)\n"
     "  --batch N           images per run (1)\n"
-    "  --clip-skip N       use the CLIP layer N from the end, as CLIPSetLastLayer -N (1)\n"
+    "  --clip-skip N       use the CLIP layer N from the end, as CLIPSetLastLayer -N\n"
+    "                      (default: the family's; SD 1.x the last, SD 2.x / SDXL the\n"
+    "                      penultimate)\n"
     "  --cuda-device N     run on CUDA device N (default: the first; the CPU when none)\n"
     "  --cpu               run on the CPU\n"
     "  --cuda-graphs on|off  replay the UNet step as a CUDA graph (on)\n"
@@ -126,6 +139,20 @@ class ProgressBar {
   std::chrono::steady_clock::time_point start_;
 };
 
+// The image side a family was trained at (ComfyUI's templates use the same).
+int default_size(pipeline::ModelFamily family) {
+  switch (family) {
+    case pipeline::ModelFamily::Sd15:
+      return 512;
+    case pipeline::ModelFamily::Sd2:
+      return 768;
+    case pipeline::ModelFamily::Sdxl:
+    case pipeline::ModelFamily::SdxlRefiner:
+      return 1024;
+  }
+  return 512;
+}
+
 double seconds_now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
@@ -135,7 +162,8 @@ double seconds_now() {
 int run_generate(const std::vector<std::string>& args) {
   pipeline::GenerateParams p;
   std::string model, out_dir = ".", prefix = "darkroom", clip_data;
-  bool have_prompt = false, force_cpu = false, cuda_graphs = true;
+  bool have_prompt = false, force_cpu = false, cuda_graphs = true, clip_skip_given = false;
+  p.width = p.height = 0;  // the family's size unless given
   int cuda_index = -1;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -168,6 +196,7 @@ int run_generate(const std::vector<std::string>& args) {
       p.batch = parse_int(a, value());
     } else if (a == "--clip-skip") {
       p.clip_skip = parse_int(a, value());
+      clip_skip_given = true;
       DR_CHECK(p.clip_skip >= 1, "generate", "--clip-skip must be at least 1 (1 = last layer)");
     } else if (a == "--cuda-device") {
       cuda_index = parse_cuda_device("generate", value());
@@ -210,22 +239,53 @@ int run_generate(const std::vector<std::string>& args) {
   if (tty)
     std::printf("loading %s (%s on %s)\n", model.c_str(), std::string(dtype_name(dtype)).c_str(),
                 device.str().c_str());
-  auto pipe =
-      pipeline::Sd15Pipeline::from_checkpoint(model, load_tokenizer(clip_data), dtype, device);
-  pipe.use_cuda_graphs(cuda_graphs);
+  pipeline::LoadedCheckpoint ck = pipeline::load_checkpoint(
+      model, std::make_shared<const text::ClipTokenizer>(load_tokenizer(clip_data)), dtype, device);
+  if (ck.model.runner && !cuda_graphs) {
+    std::shared_ptr<const UNet> unet = ck.model.unet;
+    ck.model.runner = std::shared_ptr<UNetRunner>(new UNetRunner(*unet, /*use_graphs=*/false),
+                                                  [unet](UNetRunner* r) { delete r; });
+  }
+  const int size = default_size(ck.model.family);
+  if (p.width == 0) p.width = size;
+  if (p.height == 0) p.height = size;
+  const int scale = ck.vae.scale();
+  DR_CHECK(p.width > 0 && p.height > 0 && p.width % scale == 0 && p.height % scale == 0, "generate",
+           "width and height must be positive multiples of ", scale, ", got ", p.width, "x",
+           p.height);
+  DR_CHECK(p.batch >= 1, "generate", "batch must be at least 1, got ", p.batch);
+  // CLIPSetLastLayer only when asked: each family has its own default layer.
+  if (clip_skip_given) ck.clip.clip_skip = p.clip_skip;
+  if (tty)
+    std::printf("%s model; %dx%d\n", pipeline::family_name(ck.model.family), p.width, p.height);
   ProgressBar bar(tty);
   // Sampling and decoding timed apart; "it/s" counts every step (the first includes the
   // UNet's first-use set-up and, on CUDA, the graph capture).
   const double t0 = seconds_now();
   double t_first = 0;  // end of the first step
   int done = 0;
-  const Tensor z = pipe.sample(p, [&](int step, int steps) {
-    if (step == 1) t_first = seconds_now();
-    done = step;
-    bar(step, steps);
-  });
+  const pipeline::Conditioning positive = {pipeline::encode_text(ck.clip, p.prompt)};
+  const pipeline::Conditioning negative = {pipeline::encode_text(ck.clip, p.negative)};
+  pipeline::Latent latent;  // EmptyLatentImage
+  latent.samples = Tensor::zeros(
+      {p.batch, p.height / scale, p.width / scale, ck.vae.vae->config().z_channels}, DType::F32);
+  pipeline::KSamplerParams kp;
+  kp.seed = p.seed;
+  kp.steps = p.steps;
+  kp.cfg = p.cfg;
+  kp.sampler = p.sampler;
+  kp.scheduler = p.scheduler;
+  kp.denoise = p.denoise;
+  pipeline::KSamplerHooks hooks;
+  hooks.on_step = [&](int step, int steps, const Tensor&) {
+    if (step == 0) t_first = seconds_now();
+    done = step + 1;
+    bar(step + 1, steps);
+  };
+  const Tensor z = pipeline::ksample(ck.model, positive, negative, latent, kp, hooks).samples;
   const double t1 = seconds_now();
-  const std::vector<pipeline::RgbImage> images = pipe.to_rgb8(pipe.decode(z));
+  const std::vector<pipeline::RgbImage> images =
+      pipeline::Sd15Pipeline::to_rgb8(ops::to_device(ck.vae.vae->decode(z), kCpu));
   const double t2 = seconds_now();
   std::fprintf(stderr,
                "darkroom: %s, %d steps in %.2f s (%.2f it/s; %.2f it/s after the first), VAE "

@@ -4,12 +4,21 @@
 // .pth) through the restricted pickle reader (io/torch_checkpoint.h); CheckpointFile tells
 // them apart by their first bytes, not by the file name.
 //
-//   SD 1.x  model.diffusion_model.* with a 768-wide cross-attention context and no
-//           label_emb; cond_stage_model.transformer.text_model.* (CLIP-L);
-//           first_stage_model.* (the KL VAE)
+//   SD 1.x        model.diffusion_model.* with a 768-wide cross-attention context and no
+//                 label_emb; cond_stage_model.transformer.text_model.* (CLIP-L);
+//                 first_stage_model.* (the KL VAE)
+//   SD 2.x        no label_emb, 1024-wide context; OpenCLIP ViT-H under
+//                 cond_stage_model.model.* (ln_final present); the VAE
+//   SDXL          label_emb (adm 2816), 2048-wide context; CLIP-L under
+//                 conditioner.embedders.0.transformer.text_model.*, OpenCLIP bigG under
+//                 conditioner.embedders.1.model.*; the VAE
+//   SDXL refiner  label_emb (adm 2560), 1280-wide context; bigG alone under
+//                 conditioner.embedders.0.model.*; the VAE
 //
-// Other families (SD 2.x: 1024-wide context, OpenCLIP under cond_stage_model.model.;
-// SDXL: label_emb and conditioner.embedders.*) are recognised only to say so in the error.
+// Tiny test models (whose widths are no released model's) declare their family in the
+// metadata ("darkroom.family" = "sd15" | "sd2" | "sdxl" | "sdxl_refiner"): the parts must
+// still be there, only the context width is not checked. Anything else is refused with the
+// facts that were found.
 #pragma once
 
 #include <map>
@@ -21,26 +30,35 @@
 #include "io/safetensors.h"
 #include "io/torch_checkpoint.h"
 #include "models/weights.h"
+#include "pipeline/model_family.h"
 
 namespace darkroom::pipeline {
-
-enum class ModelFamily { Sd15 };
 
 inline constexpr const char* kSd15UNetPrefix = "model.diffusion_model.";
 inline constexpr const char* kSd15ClipPrefix = "cond_stage_model.transformer.text_model.";
 inline constexpr const char* kSd15VaePrefix = "first_stage_model.";
+inline constexpr const char* kSd2ClipPrefix = "cond_stage_model.model.";
+inline constexpr const char* kSdxlClipLPrefix = "conditioner.embedders.0.transformer.text_model.";
+inline constexpr const char* kSdxlClipGPrefix = "conditioner.embedders.1.model.";
+inline constexpr const char* kSdxlRefinerClipGPrefix = "conditioner.embedders.0.model.";
 
 // What the tensor names and shapes say about a checkpoint.
 struct CheckpointFacts {
   size_t tensors = 0;
-  bool has_unet = false;           // model.diffusion_model.input_blocks.0.0.weight
-  int64_t context_dim = 0;         // width of attn2.to_k's input in the first transformer
-  bool has_label_emb = false;      // SDXL-style class/vector conditioning
-  bool has_clip_l = false;         // cond_stage_model.transformer.text_model.*
-  bool has_open_clip = false;      // cond_stage_model.model.* (SD 2.x)
-  bool has_conditioner = false;    // conditioner.embedders.* (SDXL, SD3-era files)
-  bool has_vae = false;            // first_stage_model.decoder.*
-  std::string top_level_prefixes;  // "model (1) , first_stage_model (248), ..." for errors
+  bool has_unet = false;            // model.diffusion_model.input_blocks.0.0.weight
+  int64_t context_dim = 0;          // width of attn2.to_k's input in the first transformer
+  bool has_label_emb = false;       // SDXL-style class/vector conditioning
+  bool has_clip_l = false;          // cond_stage_model.transformer.text_model.*
+  bool has_open_clip = false;       // cond_stage_model.model.* (SD 2.x)
+  bool has_conditioner = false;     // conditioner.embedders.* (SDXL, SD3-era files)
+  bool has_vae = false;             // first_stage_model.decoder.*
+  int64_t adm_in_channels = 0;      // label_emb.0.0.weight's input width (SDXL 2816, refiner 2560)
+  bool has_sd2_clip = false;        // cond_stage_model.model.ln_final.weight
+  bool has_sdxl_clip_l = false;     // conditioner.embedders.0.transformer.text_model.*
+  bool has_sdxl_clip_g = false;     // conditioner.embedders.1.model.ln_final.weight
+  bool has_refiner_clip_g = false;  // conditioner.embedders.0.model.ln_final.weight
+  std::string declared_family;      // metadata darkroom.family (tiny test models), or ""
+  std::string top_level_prefixes;   // "model (1) , first_stage_model (248), ..." for errors
 };
 
 // A checkpoint file of either format, as named tensors.
@@ -80,7 +98,7 @@ CheckpointFacts inspect_checkpoint(const SafetensorsFile& file);
 CheckpointFacts inspect_checkpoint(const CheckpointFile& file);
 
 // The family, or darkroom::Error "[checkpoint] <path>: ..." naming what was found and the
-// family it looks like.
+// family it looks like. A declared darkroom.family must agree with the parts found.
 ModelFamily detect_family(const SafetensorsFile& file);
 ModelFamily detect_family(const CheckpointFile& file);
 

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <vector>
 
+#include "backend/ops.h"
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "models/unet_runner.h"
@@ -11,7 +12,8 @@
 namespace darkroom::pipeline {
 namespace {
 
-int metadata_int(const SafetensorsFile& file, const std::string& key, int fallback) {
+template <class File>
+int metadata_int(const File& file, const std::string& key, int fallback) {
   auto it = file.metadata().find(key);
   if (it == file.metadata().end()) return fallback;
   try {
@@ -55,30 +57,107 @@ std::shared_ptr<const sampling::DiscreteSchedule> discrete_schedule(bool zsnr) {
   return std::make_shared<const sampling::DiscreteSchedule>(sigmas);
 }
 
-LoadedCheckpoint load_sd15_checkpoint(const std::string& path,
-                                      std::shared_ptr<const text::ClipTokenizer> tokenizer,
-                                      DType dtype, DeviceId device) {
-  auto file = std::make_shared<const SafetensorsFile>(SafetensorsFile::open(path));
-  // Tiny test models (32-wide context) declare their family; real files are recognised
-  // from their tensors.
-  auto family = file->metadata().find("darkroom.family");
-  if (family == file->metadata().end() || family->second != "sd15") detect_family(*file);
+namespace {
+
+// The OpenCLIP text tower under `prefix`, or the CLIP-L one.
+std::shared_ptr<const ClipTextEncoder> load_open_clip(const CheckpointFile& file,
+                                                      const std::string& prefix, DeviceId device,
+                                                      DType dtype, uint64_t& bytes) {
+  const Weights w = file.weights(prefix, device, dtype);
+  const ClipTextConfig c =
+      ClipTextConfig::detect_open_clip(w, metadata_int(file, "darkroom.clip_g.heads", 0));
+  bytes += weights_bytes(w, dtype);
+  return std::make_shared<const ClipTextEncoder>(ClipTextEncoder::load_open_clip(w, c));
+}
+
+std::shared_ptr<const ClipTextEncoder> load_clip_l(const CheckpointFile& file,
+                                                   const std::string& prefix, DeviceId device,
+                                                   DType dtype, uint64_t& bytes) {
+  const Weights w = file.weights(prefix, device, dtype);
+  const ClipTextConfig c = ClipTextConfig::detect(w, metadata_int(file, "darkroom.clip.heads", 0));
+  bytes += weights_bytes(w, dtype);
+  return std::make_shared<const ClipTextEncoder>(ClipTextEncoder::load(w, c));
+}
+
+// ComfyUI's SD20.model_type: v-prediction when the first transformer of the last output
+// block has a norm1 bias whose (population) std is above 0.09. A file may say it outright.
+bool sd2_is_v_prediction(const CheckpointFile& file, const Weights& uw) {
+  if (auto it = file.metadata().find("darkroom.prediction"); it != file.metadata().end()) {
+    DR_CHECK(it->second == "v" || it->second == "eps", "checkpoint", file.path(),
+             ": darkroom.prediction = '", it->second, "' (expected v or eps)");
+    return it->second == "v";
+  }
+  const std::string k = "output_blocks.11.1.transformer_blocks.0.norm1.bias";
+  if (!uw.has(k) || uw.shape(k)[0] == 0) return false;
+  const std::vector<float> v = ops::cast(uw.get(k), DType::F32).to_floats();
+  double mean = 0, sq = 0;
+  for (float x : v) mean += x;
+  mean /= static_cast<double>(v.size());
+  for (float x : v) sq += (x - mean) * (x - mean);
+  return std::sqrt(sq / static_cast<double>(v.size())) > 0.09;
+}
+
+}  // namespace
+
+LoadedCheckpoint load_checkpoint(const std::string& path,
+                                 std::shared_ptr<const text::ClipTokenizer> tokenizer, DType dtype,
+                                 DeviceId device) {
+  // .safetensors or torch.save (.ckpt, .pt), told apart by the file's first bytes.
+  const CheckpointFile file = CheckpointFile::open(path);
+  const ModelFamily family = detect_family(file);
   LoadedCheckpoint out;
+  uint64_t bytes = 0;
 
-  const Weights cw = Weights::from_file(file, kSd15ClipPrefix, device, dtype);
-  const ClipTextConfig cc =
-      ClipTextConfig::detect(cw, metadata_int(*file, "darkroom.clip.heads", 0));
+  // CLIP: which encoders, and ComfyUI's default layer (clip_skip 2 = penultimate).
+  out.clip.family = family;
   out.clip.tokenizer = std::move(tokenizer);
-  out.clip.encoder = std::make_shared<const ClipTextEncoder>(ClipTextEncoder::load(cw, cc));
+  switch (family) {
+    case ModelFamily::Sd15:
+      out.clip.encoder = load_clip_l(file, kSd15ClipPrefix, device, dtype, bytes);
+      out.clip.clip_skip = 1;
+      break;
+    case ModelFamily::Sd2:
+      out.clip.open_clip = load_open_clip(file, kSd2ClipPrefix, device, dtype, bytes);
+      out.clip.clip_skip = 2;
+      break;
+    case ModelFamily::Sdxl:
+      out.clip.encoder = load_clip_l(file, kSdxlClipLPrefix, device, dtype, bytes);
+      out.clip.open_clip = load_open_clip(file, kSdxlClipGPrefix, device, dtype, bytes);
+      out.clip.clip_skip = 2;
+      break;
+    case ModelFamily::SdxlRefiner:
+      out.clip.open_clip = load_open_clip(file, kSdxlRefinerClipGPrefix, device, dtype, bytes);
+      out.clip.clip_skip = 2;
+      break;
+  }
+  const int64_t text_width = (out.clip.encoder ? out.clip.encoder->config().width : 0) +
+                             (out.clip.open_clip ? out.clip.open_clip->config().width : 0);
 
-  const Weights uw = Weights::from_file(file, kSd15UNetPrefix, device, dtype);
+  const Weights uw = file.weights(kSd15UNetPrefix, device, dtype);
   UNetConfig uc = UNetConfig::detect(uw);
-  uc.groups = metadata_int(*file, "darkroom.unet.groups", uc.groups);
-  if (file->metadata().contains("darkroom.unet.num_heads")) {
-    uc.num_heads = metadata_int(*file, "darkroom.unet.num_heads", uc.num_heads);
+  uc.groups = metadata_int(file, "darkroom.unet.groups", uc.groups);
+  if (file.metadata().contains("darkroom.unet.num_heads")) {
+    uc.num_heads = metadata_int(file, "darkroom.unet.num_heads", uc.num_heads);
     uc.head_dim = 0;
   }
+  if (file.metadata().contains("darkroom.unet.head_dim")) {
+    uc.head_dim = metadata_int(file, "darkroom.unet.head_dim", uc.head_dim);
+    uc.num_heads = 0;
+  }
+  DR_CHECK(text_width == uc.context_dim, "checkpoint", path, ": the text encoders' width ",
+           text_width, " does not match the UNet's context width ", uc.context_dim);
+  if (family == ModelFamily::Sdxl || family == ModelFamily::SdxlRefiner) {
+    // y = pooled (the projection's width) + 256 per size number (6 for SDXL; 5 for the
+    // refiner: 4 sizes and the aesthetic score).
+    const int64_t numbers = family == ModelFamily::Sdxl ? 6 : 5;
+    const int64_t adm = out.clip.open_clip->config().projection_dim + numbers * 256;
+    DR_CHECK(uc.adm_in_channels == adm, "checkpoint", path, ": the UNet's label_emb takes ",
+             uc.adm_in_channels, " values but the pooled text output and the size embedding make ",
+             adm);
+  }
+  out.model.family = family;
   out.model.unet = std::make_shared<const UNet>(UNet::load(uw, uc));
+  bytes += weights_bytes(uw, dtype);
   if (device.type == DeviceType::Cuda) {
     // The runner points at the UNet; its deleter holds the UNet so that neither outlives
     // the other in any copy of the handle.
@@ -86,18 +165,35 @@ LoadedCheckpoint load_sd15_checkpoint(const std::string& path,
     out.model.runner = std::shared_ptr<UNetRunner>(new UNetRunner(*unet, /*use_graphs=*/true),
                                                    [unet](UNetRunner* r) { delete r; });
   }
-  out.model.sampling.schedule = discrete_schedule(false);
+  // ComfyUI's model_type: SD 2.x by its test; SDXL v-pred / ztsnr files by their marker keys.
+  bool v_pred = false;
+  if (family == ModelFamily::Sd2) v_pred = sd2_is_v_prediction(file, uw);
+  if (family == ModelFamily::Sdxl || family == ModelFamily::SdxlRefiner)
+    v_pred = file.has("v_pred");
+  out.model.sampling.zsnr = file.has("ztsnr");
+  out.model.sampling.prediction = v_pred ? sampling::Prediction::V : sampling::Prediction::Eps;
+  out.model.sampling.schedule = discrete_schedule(out.model.sampling.zsnr);
   out.model.source = path;
 
-  const Weights vw = Weights::from_file(file, kSd15VaePrefix, device, dtype);
-  const VaeConfig vc = VaeConfig::detect(vw, metadata_int(*file, "darkroom.vae.groups", 32));
+  const Weights vw = file.weights(kSd15VaePrefix, device, dtype);
+  const VaeConfig vc = VaeConfig::detect(vw, metadata_int(file, "darkroom.vae.groups", 32));
   out.vae.vae = std::make_shared<const Vae>(Vae::load(vw, vc, vc.has_encoder));
-  out.model.latent_scale = vc.latent_scale;
-
-  DR_CHECK(cc.width == uc.context_dim, "checkpoint", path, ": text model width ", cc.width,
-           " does not match the UNet's context width ", uc.context_dim);
-  out.bytes = weights_bytes(cw, dtype) + weights_bytes(uw, dtype) + weights_bytes(vw, dtype);
+  bytes += weights_bytes(vw, dtype);
+  const bool sdxl = family == ModelFamily::Sdxl || family == ModelFamily::SdxlRefiner;
+  // comfy/latent_formats.py: SDXL's scale_factor 0.13025; SD 1.x and 2.x 0.18215.
+  out.model.latent_scale = sdxl ? 0.13025f : vc.latent_scale;
+  out.model.latent_format = sdxl ? "sdxl" : "sd15";
+  out.bytes = bytes;
   return out;
+}
+
+LoadedCheckpoint load_sd15_checkpoint(const std::string& path,
+                                      std::shared_ptr<const text::ClipTokenizer> tokenizer,
+                                      DType dtype, DeviceId device) {
+  const ModelFamily family = detect_family(CheckpointFile::open(path));
+  DR_CHECK(family == ModelFamily::Sd15, "checkpoint", path, ": an ", family_name(family),
+           " checkpoint where SD 1.x was expected");
+  return load_checkpoint(path, std::move(tokenizer), dtype, device);
 }
 
 LoadedVae load_vae_file(const std::string& path, DType dtype, DeviceId device) {

@@ -1,13 +1,24 @@
 // Loading the MODEL / CLIP / VAE values of ComfyUI's loader nodes from files:
 //
-//   load_sd15_checkpoint  a single-file SD 1.x .safetensors (CheckpointLoaderSimple)
+//   load_checkpoint       a single-file checkpoint of any family that detect_family knows
+//                         (SD 1.x, SD 2.x, SDXL, SDXL refiner; .safetensors or torch.save),
+//                         as CheckpointLoaderSimple loads it
+//   load_sd15_checkpoint  the same, refusing every family but SD 1.x
 //   load_vae_file         a VAE .safetensors, keys under "first_stage_model." or bare
 //                         ("encoder.*", "decoder.*", ...) (VAELoader)
 //
 // What the shapes cannot say (GroupNorm groups, heads) follows the released models. Tiny
 // test models say theirs in the file's metadata: "darkroom.unet.groups",
-// "darkroom.unet.num_heads", "darkroom.vae.groups", "darkroom.clip.heads", and
-// "darkroom.family" = "sd15" (their 32-wide context is not SD 1.x's 768).
+// "darkroom.unet.num_heads" or "darkroom.unet.head_dim", "darkroom.vae.groups",
+// "darkroom.clip.heads" (CLIP-L), "darkroom.clip_g.heads" (OpenCLIP), "darkroom.prediction" ("eps"
+// | "v"), and "darkroom.family" = "sd15" | "sd2" | "sdxl" | "sdxl_refiner" (their context widths
+// are no released model's).
+//
+// What the loader sets per family (model_family.h): the MODEL's latent scale and format
+// (SDXL: 0.13025, "sdxl"), its prediction (SD 2.x: v when the file says so, else ComfyUI's
+// test: the std of output_blocks.11.1.transformer_blocks.0.norm1.bias above 0.09; SDXL
+// files with a "v_pred" key: v, and "ztsnr": zero terminal SNR), and the CLIP's default
+// layer (clip_skip 2 for SD 2.x and SDXL).
 #pragma once
 
 #include <cstdint>
@@ -27,8 +38,12 @@ struct LoadedCheckpoint {
   uint64_t bytes = 0;  // the weights' size in `dtype`, for the model cache's budget
 };
 
-// The tokenizer is shared by every checkpoint (SD 1.x's CLIP-L vocabulary). The weights
-// are uploaded to `device` once; on a CUDA device the MODEL gets a UNetRunner (graphs on).
+// The tokenizer is shared by every checkpoint (CLIP's vocabulary, OpenCLIP's too). The
+// weights are uploaded to `device` once; on a CUDA device the MODEL gets a UNetRunner
+// (graphs on).
+LoadedCheckpoint load_checkpoint(const std::string& path,
+                                 std::shared_ptr<const text::ClipTokenizer> tokenizer, DType dtype,
+                                 DeviceId device = kCpu);
 LoadedCheckpoint load_sd15_checkpoint(const std::string& path,
                                       std::shared_ptr<const text::ClipTokenizer> tokenizer,
                                       DType dtype, DeviceId device = kCpu);

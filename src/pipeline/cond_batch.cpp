@@ -9,6 +9,7 @@
 #include "backend/ops.h"
 #include "core/error.h"
 #include "models/unet_runner.h"
+#include "pipeline/adm.h"
 #include "pipeline/mask_ops.h"
 #include "pipeline/prompt_encoder.h"
 #include "sampling/prediction.h"
@@ -43,7 +44,7 @@ Tensor crop(const Tensor& t, int64_t y, int64_t x, int64_t h, int64_t w) {
 }  // namespace
 
 std::vector<ResolvedCond> resolve_conds(const std::vector<const Conditioning*>& lists, int64_t n,
-                                        int64_t H, int64_t W, int64_t C) {
+                                        int64_t H, int64_t W, int64_t C, ModelFamily family) {
   std::vector<ResolvedCond> out;
   for (size_t li = 0; li < lists.size(); ++li) {
     for (const CondEntry& e : *lists[li]) {
@@ -54,6 +55,8 @@ std::vector<ResolvedCond> resolve_conds(const std::vector<const Conditioning*>& 
       r.context = e.context;
       r.start_percent = e.start_percent;
       r.end_percent = e.end_percent;
+      // encode_model_conds: the sizes default to the whole latent's, whatever the area.
+      if (family_has_adm(family)) r.adm = encode_adm(family, e, li == 1, H, W);
       // area = (h, w, y, x); ConditioningSetAreaPercentage's fractions become pixels as
       // resolve_areas_and_cond_masks rounds them.
       bool has_area = false;
@@ -179,15 +182,30 @@ std::vector<Tensor> calc_cond_batch(const ModelHandle& model,
         std::memcpy(context.data<float>() + (static_cast<int64_t>(i) * n + j) * ctx_elems,
                     ctx.data<float>(), ctx.nbytes());
     }
+    // y [b, adm]: each entry's vector for its n latents (SDXL), or undefined.
+    Tensor y;
+    if (model.unet->config().adm_in_channels > 0) {
+      const int64_t adm = model.unet->config().adm_in_channels;
+      y = Tensor::empty({b, adm}, DType::F32);
+      for (size_t i = 0; i < g.size(); ++i) {
+        DR_CHECK(g[i]->adm.defined() && g[i]->adm.numel() == adm, "sampler",
+                 "the model takes a vector input of ", adm, " values; the conditioning gives ",
+                 g[i]->adm.defined() ? g[i]->adm.numel() : 0);
+        for (int64_t j = 0; j < n; ++j)
+          std::memcpy(y.data<float>() + (static_cast<int64_t>(i) * n + j) * adm,
+                      g[i]->adm.data<float>(), static_cast<size_t>(adm) * sizeof(float));
+      }
+    }
     if (before_model) before_model();
     const Tensor x_in = sampling::calculate_input(model.sampling.prediction, sigma, crops);
     const Tensor timesteps =
         Tensor::from_floats(std::vector<float>(static_cast<size_t>(b), timestep), {b});
     // On a CUDA device the runner replays a graph per shape; the result comes back to the
     // CPU in f32 (x_in's dtype), where the sampler state lives.
-    const Tensor net = ops::to_device(model.runner ? model.runner->forward(x_in, timesteps, context)
-                                                   : model.unet->forward(x_in, timesteps, context),
-                                      kCpu);
+    const Tensor net =
+        ops::to_device(model.runner ? model.runner->forward(x_in, timesteps, context, y)
+                                    : model.unet->forward(x_in, timesteps, context, y),
+                       kCpu);
     const Tensor denoised =
         sampling::calculate_denoised(model.sampling.prediction, sigma, net, crops, timestep);
     const float* d = denoised.data<float>();

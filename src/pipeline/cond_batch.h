@@ -7,7 +7,8 @@
 //   out = Σ D_e·mult_e / (1e-37 + Σ mult_e)     (each on its area of the latent)
 //
 // Entries whose crops have the same size run as one UNet batch (cond before uncond),
-// their contexts repeated to a common token count (CONDCrossAttn.concat).
+// their contexts repeated to a common token count (CONDCrossAttn.concat) and their y
+// vectors (SDXL) stacked.
 #pragma once
 
 #include <functional>
@@ -25,13 +26,16 @@ struct ResolvedCond {
   int64_t y = 0, x = 0, h = 0, w = 0;  // crop of the latent (rows y..y+h, cols x..x+w)
   Tensor context;                      // [1, T, C]
   Tensor mult;                         // [N, h, w, C] weights
+  Tensor adm;                          // [1, adm]: the UNet's vector input y (SDXL), or undefined
   double start_percent = 0.0, end_percent = 1.0;
 };
 
 // Resolves areas (percentages → latent pixels), masks (resized to the latent) and the
-// feathered weights for a latent of NHWC dims n×H×W×C.
+// feathered weights for a latent of NHWC dims n×H×W×C; for a family whose UNet takes a
+// vector input, each entry's y (adm.h; list 1 is the negative one).
 std::vector<ResolvedCond> resolve_conds(const std::vector<const Conditioning*>& lists, int64_t n,
-                                        int64_t H, int64_t W, int64_t C);
+                                        int64_t H, int64_t W, int64_t C,
+                                        ModelFamily family = ModelFamily::Sd15);
 
 // Called before each UNet batch (interrupts throw from here).
 using BeforeModelFn = std::function<void()>;

@@ -29,9 +29,19 @@ struct CondAreaPercent {
   double x = 0.0;
 };
 
+// SDXL's size conditioning as CLIPTextEncodeSDXL / CLIPTextEncodeSDXLRefiner attach it
+// (pixels); unset values take the sampler's defaults (pipeline/adm.h).
+struct SizeCond {
+  std::optional<double> width, height;
+  std::optional<double> crop_w, crop_h;
+  std::optional<double> target_width, target_height;  // SDXL base
+  std::optional<double> aesthetic_score;              // SDXL refiner
+};
+
 struct CondEntry {
   Tensor context;  // CPU f32 [1, T, C]: cross-attention tokens (T a multiple of 77)
   Tensor pooled;   // CPU f32 [1, P] (CLIP's pooled output) or undefined
+  SizeCond size;   // SDXL: the numbers that go into the UNet's y with `pooled`
   std::optional<CondArea> area;
   std::optional<CondAreaPercent> area_percent;
   float strength = 1.0f;  // ConditioningSetArea / SetMask strength

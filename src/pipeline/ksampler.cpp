@@ -39,11 +39,11 @@ Latent ksample(const ModelHandle& model, const Conditioning& positive, const Con
   const int m = 1 << (model.unet->config().levels() - 1);
   DR_CHECK(h % m == 0 && w % m == 0, "KSampler", "the latent's size ", h, "x", w,
            " must be a multiple of ", m, " for this model");
-  DR_CHECK(p.steps >= 1, "KSampler", "steps must be at least 1, got ", p.steps);
+  DR_CHECK(p.sigmas || p.steps >= 1, "KSampler", "steps must be at least 1, got ", p.steps);
   DR_CHECK(std::isfinite(p.cfg), "KSampler", "cfg must be finite");
   const sampling::SamplerInfo& sampler = sampling::get_sampler(p.sampler);
-  DR_CHECK(sampling::find_scheduler(p.scheduler) != nullptr, "KSampler", "unknown scheduler '",
-           p.scheduler, "'");
+  DR_CHECK(p.sigmas || sampling::find_scheduler(p.scheduler) != nullptr, "KSampler",
+           "unknown scheduler '", p.scheduler, "'");
   DR_CHECK(!positive.empty(), "KSampler", "the positive conditioning is empty");
   const sampling::DiscreteSchedule& schedule = *model.sampling.schedule;
 
@@ -61,7 +61,8 @@ Latent ksample(const ModelHandle& model, const Conditioning& positive, const Con
   }
 
   std::vector<float> sigmas =
-      sampling::ksampler_sigmas(schedule, p.scheduler, p.sampler, p.steps, p.denoise);
+      p.sigmas ? *p.sigmas
+               : sampling::ksampler_sigmas(schedule, p.scheduler, p.sampler, p.steps, p.denoise);
   if (p.last_step && *p.last_step < static_cast<int>(sigmas.size()) - 1) {
     sigmas.resize(static_cast<size_t>(*p.last_step) + 1);
     if (p.force_full_denoise) sigmas.back() = 0.0f;
@@ -84,7 +85,7 @@ Latent ksample(const ModelHandle& model, const Conditioning& positive, const Con
   const bool use_cfg = !(std::fabs(p.cfg - 1.0) <= 1e-9);
   std::vector<const Conditioning*> lists = {&positive};
   if (use_cfg) lists.push_back(&negative);
-  const std::vector<ResolvedCond> conds = resolve_conds(lists, n, h, w, c);
+  const std::vector<ResolvedCond> conds = resolve_conds(lists, n, h, w, c, model.family);
 
   const sampling::Denoiser denoise = [&](const Tensor& x, float sigma) -> Tensor {
     Tensor xin = x;

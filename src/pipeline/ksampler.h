@@ -16,6 +16,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "pipeline/conditioning.h"
 #include "pipeline/latent.h"
@@ -35,6 +36,9 @@ struct KSamplerParams {
   std::optional<int> start_step;
   std::optional<int> last_step;
   bool force_full_denoise = false;
+  // SamplerCustom: these sigmas (descending, ending in 0 for a full denoise) instead of
+  // the scheduler's; steps, scheduler and denoise are then not used.
+  std::optional<std::vector<float>> sigmas;
 };
 
 struct KSamplerHooks {

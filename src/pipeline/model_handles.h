@@ -4,12 +4,14 @@
 // handle (the network itself is shared), as ComfyUI's ModelPatcher.clone() does.
 #pragma once
 
+#include <algorithm>
 #include <memory>
 #include <string>
 
 #include "models/clip_text.h"
 #include "models/unet.h"
 #include "models/vae.h"
+#include "pipeline/model_family.h"
 #include "sampling/prediction.h"
 #include "sampling/schedule.h"
 #include "text/clip_tokenizer.h"
@@ -31,22 +33,40 @@ struct ModelSampling {
 
 // MODEL: the denoising network, how it samples, and its latent format.
 struct ModelHandle {
+  // Which vector input y the UNet takes (SDXL: pooled + sizes, refiner: + aesthetic
+  // score; see adm.h) and the family's defaults.
+  ModelFamily family = ModelFamily::Sd15;
   std::shared_ptr<const UNet> unet;
   // Runs `unet` with CUDA graphs per shape when it lives on a CUDA device (it keeps `unet`
   // alive); null on the CPU, where the sampler calls unet->forward.
   std::shared_ptr<UNetRunner> runner;
   ModelSampling sampling;
-  // latent_format: the model works on z·scale_factor (SD 1.x: 0.18215).
+  // latent_format: the model works on z·scale_factor (SD 1.x, 2.x: 0.18215; SDXL 0.13025).
   float latent_scale = 0.18215f;
-  std::string latent_format = "sd15";  // for latent previews (latent → RGB factors)
+  std::string latent_format = "sd15";  // for latent previews: "sd15" or "sdxl"
   std::string source;                  // the file it came from, for messages
 };
 
-// CLIP: tokenizer + text encoder, and CLIPSetLastLayer's choice.
+// CLIP: tokenizer + text encoders, and CLIPSetLastLayer's choice. Which encoders a family
+// has (model_family.h): SD 1.x `encoder` (CLIP-L); SDXL `encoder` and `open_clip` (bigG);
+// the refiner `open_clip` (bigG); SD 2.x `open_clip` (ViT-H). One tokenizer serves all
+// (OpenCLIP's vocabulary is CLIP's; only the padding differs).
 struct ClipHandle {
+  ModelFamily family = ModelFamily::Sd15;
   std::shared_ptr<const text::ClipTokenizer> tokenizer;
-  std::shared_ptr<const ClipTextEncoder> encoder;
-  int clip_skip = 1;  // 1 = last layer; CLIPSetLastLayer stop_at_clip_layer = -clip_skip
+  std::shared_ptr<const ClipTextEncoder> encoder;    // CLIP-L, or null
+  std::shared_ptr<const ClipTextEncoder> open_clip;  // OpenCLIP, or null
+  // 1 = last layer; CLIPSetLastLayer stop_at_clip_layer = -clip_skip, applied to every
+  // encoder. The loader sets the family's default (SD 1.x 1; SD 2.x and SDXL 2, the
+  // penultimate layer ComfyUI uses without the node).
+  int clip_skip = 1;
+  // The most layers any of the encoders has (CLIPSetLastLayer's range).
+  int layers() const {
+    int n = 0;
+    if (encoder) n = encoder->config().layers;
+    if (open_clip) n = std::max(n, open_clip->config().layers);
+    return n;
+  }
 };
 
 // VAE: the autoencoder (decoder always; encoder when the file has it).

@@ -19,9 +19,16 @@ Tensor encode_prompt(const text::ClipTokenizer& tokenizer, const ClipTextEncoder
 
 Tensor encode_prompt(const text::ClipTokenizer& tokenizer, const ClipTextEncoder& clip,
                      std::string_view prompt, const PromptEncodeOptions& encode_options) {
+  return encode_prompt_pooled(tokenizer, clip, prompt, encode_options).context;
+}
+
+EncodedPrompt encode_prompt_pooled(const text::ClipTokenizer& tokenizer,
+                                   const ClipTextEncoder& clip, std::string_view prompt,
+                                   const PromptEncodeOptions& encode_options) {
   const int64_t positions = clip.config().positions;
   text::ChunkOptions chunking;
   chunking.max_length = static_cast<int>(positions);
+  chunking.pad_token = encode_options.pad_token;
   const text::EmbeddingDirectory* dir = encode_options.embeddings;
   DR_CHECK(!dir || dir->width() == clip.config().width, "prompt", "embeddings of width ",
            dir ? dir->width() : 0, " for a text model of width ", clip.config().width);
@@ -68,10 +75,12 @@ Tensor encode_prompt(const text::ClipTokenizer& tokenizer, const ClipTextEncoder
       p[c * positions + i] = id;
     }
   }
-  if (weighted) {  // ComfyUI's gen_empty_tokens: start, end, then end as padding (SD 1.x)
+  if (weighted) {  // ComfyUI's gen_empty_tokens: start, end, then the padding token
     int32_t* e = p + chunks * positions;
     e[0] = tokenizer.start_token();
-    for (int64_t i = 1; i < positions; ++i) e[i] = tokenizer.end_token();
+    e[1] = tokenizer.end_token();
+    for (int64_t i = 2; i < positions; ++i)
+      e[i] = encode_options.pad_token.value_or(tokenizer.end_token());
   }
 
   if (!replace.positions.empty())
@@ -79,9 +88,17 @@ Tensor encode_prompt(const text::ClipTokenizer& tokenizer, const ClipTextEncoder
         replaced, {static_cast<int64_t>(replace.positions.size()), clip.config().width});
   ClipEncodeOptions options;
   options.clip_skip = encode_options.clip_skip;
-  options.pooled = false;
+  options.norm_hidden = encode_options.norm_hidden;
+  options.pooled = encode_options.pooled;
+  const ClipTextOutput encoded = clip.encode(ids, options, replace);
+  EncodedPrompt out;
+  if (encode_options.pooled) {
+    const Tensor pooled = ops::to_device(encoded.pooled, kCpu);  // [rows, P]
+    out.pooled = Tensor::from_floats(ops::cast(pooled, DType::F32).narrow0(0, 1).to_floats(),
+                                     {1, pooled.dim(1)});
+  }
   // [rows, P, C], read on the CPU whatever device the text model runs on
-  const Tensor hidden = ops::to_device(clip.encode(ids, options, replace).hidden, kCpu);
+  const Tensor hidden = ops::to_device(encoded.hidden, kCpu);
   const int64_t width = hidden.dim(2);
   std::vector<float> z = hidden.to_floats();
   if (weighted) {
@@ -99,7 +116,8 @@ Tensor encode_prompt(const text::ClipTokenizer& tokenizer, const ClipTextEncoder
   }
   // The chunks back to back are already [1, chunks·P, C] in memory.
   z.resize(static_cast<size_t>(chunks * positions * width));
-  return Tensor::from_floats(z, {1, chunks * positions, width});
+  out.context = Tensor::from_floats(z, {1, chunks * positions, width});
+  return out;
 }
 
 Tensor repeat_tokens(const Tensor& context, int64_t tokens) {

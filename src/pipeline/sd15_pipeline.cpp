@@ -57,7 +57,10 @@ Sd15Pipeline Sd15Pipeline::from_checkpoint(const std::string& path, text::ClipTo
                                            DType dtype, DeviceId device) {
   // .safetensors or torch.save (.ckpt, .pt), told apart by the file's first bytes.
   const CheckpointFile file = CheckpointFile::open(path);
-  detect_family(file);
+  const ModelFamily family = detect_family(file);
+  DR_CHECK(family == ModelFamily::Sd15, "pipeline", path, ": an ", family_name(family),
+           " checkpoint; Sd15Pipeline runs SD 1.x only (load_checkpoint and ksample run every "
+           "family)");
   const Weights cw = file.weights(kSd15ClipPrefix, device, dtype);
   ClipTextEncoder clip = ClipTextEncoder::load(cw, ClipTextConfig::detect(cw));
   const Weights uw = file.weights(kSd15UNetPrefix, device, dtype);

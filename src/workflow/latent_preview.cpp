@@ -16,8 +16,19 @@ const std::vector<std::array<float, 3>>* latent_rgb_factors(const std::string& l
                                                           {0.3250f, 0.4974f, 0.2350f},
                                                           {-0.2829f, 0.1762f, 0.2721f},
                                                           {-0.2120f, -0.2616f, -0.7177f}};
+  // SDXL.latent_rgb_factors (with the bias of latent_rgb_bias).
+  static const std::vector<std::array<float, 3>> kSdxl = {{0.3651f, 0.4232f, 0.4341f},
+                                                          {-0.2533f, -0.0042f, 0.1068f},
+                                                          {0.1076f, 0.1111f, -0.0362f},
+                                                          {-0.3165f, -0.2492f, -0.2188f}};
   if (latent_format == "sd15") return &kSd15;
+  if (latent_format == "sdxl") return &kSdxl;
   return nullptr;
+}
+
+std::array<float, 3> latent_rgb_bias(const std::string& latent_format) {
+  if (latent_format == "sdxl") return {0.1084f, -0.0175f, -0.0011f};  // latent_rgb_factors_bias
+  return {0.0f, 0.0f, 0.0f};
 }
 
 std::vector<uint8_t> latent_to_rgb8(const Tensor& x0, const std::string& latent_format) {
@@ -29,12 +40,13 @@ std::vector<uint8_t> latent_to_rgb8(const Tensor& x0, const std::string& latent_
   const int64_t h = x0.dim(1), w = x0.dim(2), c = x0.dim(3);
   DR_CHECK(c == static_cast<int64_t>(factors->size()), "preview", "x0 has ", c,
            " channels; latent format '", latent_format, "' has ", factors->size());
+  const std::array<float, 3> bias = latent_rgb_bias(latent_format);
   const std::vector<float> v = x0.narrow0(0, 1).to_floats();  // [h, w, C]
   std::vector<uint8_t> rgb(static_cast<size_t>(h * w * 3));
   for (int64_t p = 0; p < h * w; ++p)
     for (int k = 0; k < 3; ++k) {
-      // torch.nn.functional.linear: a float dot product over the channels.
-      float s = 0;
+      // torch.nn.functional.linear: a float dot product over the channels, plus the bias.
+      float s = bias[static_cast<size_t>(k)];
       for (int64_t ch = 0; ch < c; ++ch)
         s += v[static_cast<size_t>(p * c + ch)] * (*factors)[static_cast<size_t>(ch)][k];
       const float unit = std::clamp((s + 1.0f) / 2.0f, 0.0f, 1.0f);

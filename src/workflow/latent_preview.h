@@ -1,7 +1,7 @@
 // Latent previews while a sampler runs, as ComfyUI's latent_preview.Latent2RGBPreviewer
 // and server.send_image make them:
 //
-//   x0 [N, h, w, C] (model space) → image 0 · latent_rgb_factors [C, 3] → ((v + 1) / 2)
+//   x0 [N, h, w, C] (model space) → image 0 · latent_rgb_factors [C, 3] + bias → ((v + 1) / 2)
 //   clamped to [0, 1] · 255, truncated to uint8 → resized to fit max_size × max_size
 //   (Pillow BILINEAR, ImageOps.contain: up or down) → JPEG, quality 95.
 //
@@ -22,9 +22,11 @@
 
 namespace darkroom::workflow {
 
-// ComfyUI's latent_rgb_factors for a ModelHandle::latent_format ("sd15"), rows per latent
-// channel; nullptr for formats without factors here.
+// ComfyUI's latent_rgb_factors for a ModelHandle::latent_format ("sd15", "sdxl"), rows per
+// latent channel; nullptr for formats without factors here.
 const std::vector<std::array<float, 3>>* latent_rgb_factors(const std::string& latent_format);
+// Its latent_rgb_factors_bias (zeros where ComfyUI has none: SD 1.x).
+std::array<float, 3> latent_rgb_bias(const std::string& latent_format);
 
 // Image 0 of x0 as RGB bytes [h, w, 3], before any resizing.
 std::vector<uint8_t> latent_to_rgb8(const Tensor& x0, const std::string& latent_format);

@@ -1,6 +1,7 @@
 // Text conditioning (nodes.py): CLIPTextEncode, CLIPSetLastLayer, ConditioningCombine,
-// ConditioningSetArea.
-#include "pipeline/prompt_encoder.h"
+// ConditioningSetArea; comfy_extras/nodes_clip_sdxl.py: CLIPTextEncodeSDXL,
+// CLIPTextEncodeSDXLRefiner. Every family's CLIP encodes through pipeline/clip_encode.h.
+#include "pipeline/clip_encode.h"
 #include "workflow/node.h"
 
 namespace darkroom::workflow {
@@ -23,13 +24,7 @@ const NodeRegistrar kClipTextEncode(
                   "A conditioning containing the embedded text used to guide the diffusion "
                   "model."}},
      .run = [](const NodeInputs& in, NodeContext&) -> NodeResult {
-       const pipeline::ClipHandle& clip = in.clip("clip");
-       DR_CHECK(clip.encoder && clip.tokenizer, "CLIPTextEncode",
-                "ERROR: clip input is invalid: None\n\nIf the clip is from a checkpoint loader "
-                "node your checkpoint does not contain a valid clip or text encoder model.");
-       pipeline::CondEntry e;
-       e.context = pipeline::encode_prompt(*clip.tokenizer, *clip.encoder, in.get_string("text"),
-                                           clip.clip_skip);
+       pipeline::CondEntry e = pipeline::encode_text(in.clip("clip"), in.get_string("text"));
        return {{Value::of("CONDITIONING", pipeline::Conditioning{std::move(e)})}};
      }});
 
@@ -44,9 +39,8 @@ const NodeRegistrar kClipSetLastLayer(
      .run = [](const NodeInputs& in, NodeContext&) -> NodeResult {
        pipeline::ClipHandle clip = in.clip("clip");
        const int64_t layer = in.get_int("stop_at_clip_layer");
-       DR_CHECK(layer <= -1 && -layer <= clip.encoder->config().layers, "CLIPSetLastLayer",
-                "stop_at_clip_layer ", layer, " is outside this text model's ",
-                clip.encoder->config().layers, " layers");
+       DR_CHECK(layer <= -1 && -layer <= clip.layers(), "CLIPSetLastLayer", "stop_at_clip_layer ",
+                layer, " is outside this text model's ", clip.layers(), " layers");
        clip.clip_skip = static_cast<int>(-layer);
        return {{Value::of("CLIP", std::move(clip))}};
      }});
@@ -90,6 +84,57 @@ const NodeRegistrar kConditioningSetArea(
          e.mask_bounds = false;
        }
        return {{Value::of("CONDITIONING", std::move(out))}};
+     }});
+
+const NodeRegistrar kClipTextEncodeSdxl(
+    {.class_name = "CLIPTextEncodeSDXL",
+     .display_name = "CLIPTextEncodeSDXL",
+     .category = "advanced/conditioning",
+     .required = {link_input("clip", "CLIP"),
+                  int_input("width", {{"default", 1024}, {"min", 0}, {"max", kMaxResolution}}),
+                  int_input("height", {{"default", 1024}, {"min", 0}, {"max", kMaxResolution}}),
+                  int_input("crop_w", {{"default", 0}, {"min", 0}, {"max", kMaxResolution}}),
+                  int_input("crop_h", {{"default", 0}, {"min", 0}, {"max", kMaxResolution}}),
+                  int_input("target_width",
+                            {{"default", 1024}, {"min", 0}, {"max", kMaxResolution}}),
+                  int_input("target_height",
+                            {{"default", 1024}, {"min", 0}, {"max", kMaxResolution}}),
+                  string_input("text_g", {{"multiline", true}, {"dynamicPrompts", true}}),
+                  string_input("text_l", {{"multiline", true}, {"dynamicPrompts", true}})},
+     .outputs = {{"CONDITIONING", "CONDITIONING"}},
+     .python_module = "comfy_extras.nodes_clip_sdxl",
+     .run = [](const NodeInputs& in, NodeContext&) -> NodeResult {
+       pipeline::CondEntry e =
+           pipeline::encode_text(in.clip("clip"), in.get_string("text_g"), in.get_string("text_l"));
+       e.size.width = static_cast<double>(in.get_int("width"));
+       e.size.height = static_cast<double>(in.get_int("height"));
+       e.size.crop_w = static_cast<double>(in.get_int("crop_w"));
+       e.size.crop_h = static_cast<double>(in.get_int("crop_h"));
+       e.size.target_width = static_cast<double>(in.get_int("target_width"));
+       e.size.target_height = static_cast<double>(in.get_int("target_height"));
+       return {{Value::of("CONDITIONING", pipeline::Conditioning{std::move(e)})}};
+     }});
+
+const NodeRegistrar kClipTextEncodeSdxlRefiner(
+    {.class_name = "CLIPTextEncodeSDXLRefiner",
+     .display_name = "CLIPTextEncodeSDXLRefiner",
+     .category = "advanced/conditioning",
+     .required = {float_input("ascore",
+                              {{"default", 6.0}, {"min", 0.0}, {"max", 1000.0}, {"step", 0.01}}),
+                  int_input("width", {{"default", 1024}, {"min", 0}, {"max", kMaxResolution}}),
+                  int_input("height", {{"default", 1024}, {"min", 0}, {"max", kMaxResolution}}),
+                  string_input("text", {{"multiline", true}, {"dynamicPrompts", true}}),
+                  link_input("clip", "CLIP")},
+     .outputs = {{"CONDITIONING", "CONDITIONING"}},
+     .python_module = "comfy_extras.nodes_clip_sdxl",
+     .run = [](const NodeInputs& in, NodeContext&) -> NodeResult {
+       // The tokens of `text` for every encoder of the CLIP it is given (ComfyUI's
+       // clip.tokenize), with the refiner's numbers attached.
+       pipeline::CondEntry e = pipeline::encode_text(in.clip("clip"), in.get_string("text"));
+       e.size.aesthetic_score = in.get_float("ascore");
+       e.size.width = static_cast<double>(in.get_int("width"));
+       e.size.height = static_cast<double>(in.get_int("height"));
+       return {{Value::of("CONDITIONING", pipeline::Conditioning{std::move(e)})}};
      }});
 
 }  // namespace

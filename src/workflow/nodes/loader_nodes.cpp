@@ -1,4 +1,5 @@
-// Loaders (nodes.py): CheckpointLoaderSimple and VAELoader. Networks load on the
+// Loaders (nodes.py): CheckpointLoaderSimple (every family that pipeline/checkpoint.h
+// detects) and VAELoader. Networks load on the
 // executor's device in its compute dtype (bf16 on CUDA). Loaded models are kept in the
 // executor's model cache under (file, part, dtype, device), so a second prompt that names
 // the same file does not read it again.
@@ -15,7 +16,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// SD 1.x's CLIP vocabulary: $DARKROOM_CLIP_DATA, else the source tree's data/clip (as
+// CLIP's vocabulary (OpenCLIP's too): $DARKROOM_CLIP_DATA, else the source tree's data/clip (as
 // `darkroom generate` finds it).
 std::shared_ptr<const text::ClipTokenizer> sd1_tokenizer(pipeline::ModelCache& cache) {
   const char* env = std::getenv("DARKROOM_CLIP_DATA");
@@ -68,7 +69,7 @@ const NodeRegistrar kCheckpointLoaderSimple(
            cache_key("checkpoint", path, dtype, ctx.device),
            [&]() -> std::pair<std::shared_ptr<const pipeline::LoadedCheckpoint>, uint64_t> {
              auto c = std::make_shared<const pipeline::LoadedCheckpoint>(
-                 pipeline::load_sd15_checkpoint(path, tokenizer, dtype, ctx.device));
+                 pipeline::load_checkpoint(path, tokenizer, dtype, ctx.device));
              return {c, c->bytes};
            });
        return {{Value::of("MODEL", ckpt->model), Value::of("CLIP", ckpt->clip),
