@@ -34,6 +34,8 @@ GENERATORS = {
     # SDXL, SDXL refiner and SD 2.x v-prediction runs: transformers CLIP / OpenCLIP-shaped
     # text models, diffusers UNets (text_time), k-diffusion samplers
     "sdxl_pipeline": TOOLS / "fixtures" / "sdxl_pipeline.py",
+    # the same tiny SDXL as a diffusers folder (model_index.json, unet/, text_encoder{,_2}/)
+    "sdxl_diffusers_folders": TOOLS / "fixtures" / "sdxl_diffusers_folders.py",
     # LoRA files: diffusers + PEFT (fused weights, kohya names checked by diffusers' reader),
     # LoHa / LoKr / LoCon-Tucker from ComfyUI's formulas transcribed in torch
     "lora": TOOLS / "fixtures" / "lora.py",
