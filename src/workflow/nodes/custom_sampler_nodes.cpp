@@ -10,15 +10,10 @@
 #include "pipeline/ksampler.h"
 #include "sampling/registry.h"
 #include "workflow/node.h"
+#include "workflow/nodes/sampling_choices.h"
 
 namespace darkroom::workflow {
 namespace {
-
-std::vector<std::string> sampler_names(const FolderPaths&) {
-  std::vector<std::string> out;
-  for (const sampling::SamplerInfo& s : sampling::samplers()) out.emplace_back(s.name);
-  return out;
-}
 
 const NodeRegistrar kKSamplerSelect(
     {.class_name = "KSamplerSelect",

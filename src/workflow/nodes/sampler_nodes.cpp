@@ -7,23 +7,10 @@
 #include "sampling/registry.h"
 #include "sampling/schedule.h"
 #include "workflow/node.h"
+#include "workflow/nodes/sampling_choices.h"
 
 namespace darkroom::workflow {
 namespace {
-
-// Computed when asked: the sampling tables may not be initialised yet when the
-// registrars below run (static initialisation order across files).
-std::vector<std::string> sampler_names(const FolderPaths&) {
-  std::vector<std::string> out;
-  for (const sampling::SamplerInfo& s : sampling::samplers()) out.emplace_back(s.name);
-  return out;
-}
-
-std::vector<std::string> scheduler_names(const FolderPaths&) {
-  std::vector<std::string> out;
-  for (const sampling::SchedulerInfo& s : sampling::schedulers()) out.emplace_back(s.name);
-  return out;
-}
 
 NodeResult run_sampler(const NodeInputs& in, NodeContext& ctx, const char* seed_name,
                        pipeline::KSamplerParams p) {
