@@ -7,7 +7,10 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "models/unet_runner.h"
+#include "models/vae_diffusers_names.h"
 #include "pipeline/checkpoint.h"
+#include "pipeline/checkpoint_parts.h"
+#include "pipeline/diffusers_folder.h"
 
 namespace darkroom::pipeline {
 namespace {
@@ -23,6 +26,8 @@ int metadata_int(const File& file, const std::string& key, int fallback) {
   }
 }
 
+}  // namespace
+
 uint64_t weights_bytes(const Weights& w, DType dtype) {
   uint64_t total = 0;
   const size_t skip = w.prefix().size();
@@ -31,8 +36,6 @@ uint64_t weights_bytes(const Weights& w, DType dtype) {
              dtype_size(dtype);
   return total;
 }
-
-}  // namespace
 
 std::shared_ptr<const sampling::DiscreteSchedule> discrete_schedule(bool zsnr) {
   auto base = std::make_shared<const sampling::DiscreteSchedule>(
@@ -99,9 +102,46 @@ bool sd2_is_v_prediction(const CheckpointFile& file, const Weights& uw) {
 
 }  // namespace
 
+void assemble_checkpoint(LoadedCheckpoint& out, ModelFamily family, const Weights& uw,
+                         const UNetConfig& uc, const Weights& vw, const VaeConfig& vc,
+                         const std::string& source, DeviceId device, DType dtype, uint64_t& bytes) {
+  const int64_t text_width = (out.clip.encoder ? out.clip.encoder->config().width : 0) +
+                             (out.clip.open_clip ? out.clip.open_clip->config().width : 0);
+  DR_CHECK(text_width == uc.context_dim, "checkpoint", source, ": the text encoders' width ",
+           text_width, " does not match the UNet's context width ", uc.context_dim);
+  const bool sdxl = family == ModelFamily::Sdxl || family == ModelFamily::SdxlRefiner;
+  if (sdxl) {
+    // y = pooled (the projection's width) + 256 per size number (6 for SDXL; 5 for the
+    // refiner: 4 sizes and the aesthetic score).
+    const int64_t numbers = family == ModelFamily::Sdxl ? 6 : 5;
+    const int64_t adm = out.clip.open_clip->config().projection_dim + numbers * 256;
+    DR_CHECK(uc.adm_in_channels == adm, "checkpoint", source, ": the UNet's label_emb takes ",
+             uc.adm_in_channels, " values but the pooled text output and the size embedding make ",
+             adm);
+  }
+  out.model.family = family;
+  out.model.unet = std::make_shared<const UNet>(UNet::load(uw, uc));
+  bytes += weights_bytes(uw, dtype);
+  if (device.type == DeviceType::Cuda) {
+    // The runner points at the UNet; its deleter holds the UNet so that neither outlives
+    // the other in any copy of the handle.
+    std::shared_ptr<const UNet> unet = out.model.unet;
+    out.model.runner = std::shared_ptr<UNetRunner>(new UNetRunner(*unet, /*use_graphs=*/true),
+                                                   [unet](UNetRunner* r) { delete r; });
+  }
+  out.model.source = source;
+  out.vae.vae = std::make_shared<const Vae>(Vae::load(vw, vc, vc.has_encoder));
+  bytes += weights_bytes(vw, dtype);
+  // comfy/latent_formats.py: SDXL's scale_factor 0.13025; SD 1.x and 2.x 0.18215.
+  out.model.latent_scale = sdxl ? 0.13025f : vc.latent_scale;
+  out.model.latent_format = sdxl ? "sdxl" : "sd15";
+}
+
 LoadedCheckpoint load_checkpoint(const std::string& path,
                                  std::shared_ptr<const text::ClipTokenizer> tokenizer, DType dtype,
                                  DeviceId device) {
+  if (is_diffusers_folder(path))
+    return load_diffusers_folder(path, std::move(tokenizer), dtype, device);
   // .safetensors or torch.save (.ckpt, .pt), told apart by the file's first bytes.
   const CheckpointFile file = CheckpointFile::open(path);
   const ModelFamily family = detect_family(file);
@@ -130,9 +170,6 @@ LoadedCheckpoint load_checkpoint(const std::string& path,
       out.clip.clip_skip = 2;
       break;
   }
-  const int64_t text_width = (out.clip.encoder ? out.clip.encoder->config().width : 0) +
-                             (out.clip.open_clip ? out.clip.open_clip->config().width : 0);
-
   const Weights uw = file.weights(kSd15UNetPrefix, device, dtype);
   UNetConfig uc = UNetConfig::detect(uw);
   uc.groups = metadata_int(file, "darkroom.unet.groups", uc.groups);
@@ -144,27 +181,10 @@ LoadedCheckpoint load_checkpoint(const std::string& path,
     uc.head_dim = metadata_int(file, "darkroom.unet.head_dim", uc.head_dim);
     uc.num_heads = 0;
   }
-  DR_CHECK(text_width == uc.context_dim, "checkpoint", path, ": the text encoders' width ",
-           text_width, " does not match the UNet's context width ", uc.context_dim);
-  if (family == ModelFamily::Sdxl || family == ModelFamily::SdxlRefiner) {
-    // y = pooled (the projection's width) + 256 per size number (6 for SDXL; 5 for the
-    // refiner: 4 sizes and the aesthetic score).
-    const int64_t numbers = family == ModelFamily::Sdxl ? 6 : 5;
-    const int64_t adm = out.clip.open_clip->config().projection_dim + numbers * 256;
-    DR_CHECK(uc.adm_in_channels == adm, "checkpoint", path, ": the UNet's label_emb takes ",
-             uc.adm_in_channels, " values but the pooled text output and the size embedding make ",
-             adm);
-  }
-  out.model.family = family;
-  out.model.unet = std::make_shared<const UNet>(UNet::load(uw, uc));
-  bytes += weights_bytes(uw, dtype);
-  if (device.type == DeviceType::Cuda) {
-    // The runner points at the UNet; its deleter holds the UNet so that neither outlives
-    // the other in any copy of the handle.
-    std::shared_ptr<const UNet> unet = out.model.unet;
-    out.model.runner = std::shared_ptr<UNetRunner>(new UNetRunner(*unet, /*use_graphs=*/true),
-                                                   [unet](UNetRunner* r) { delete r; });
-  }
+  const Weights vw = file.weights(kSd15VaePrefix, device, dtype);
+  const VaeConfig vc = VaeConfig::detect(vw, metadata_int(file, "darkroom.vae.groups", 32));
+  assemble_checkpoint(out, family, uw, uc, vw, vc, path, device, dtype, bytes);
+
   // ComfyUI's model_type: SD 2.x by its test; SDXL v-pred / ztsnr files by their marker keys.
   bool v_pred = false;
   if (family == ModelFamily::Sd2) v_pred = sd2_is_v_prediction(file, uw);
@@ -173,16 +193,6 @@ LoadedCheckpoint load_checkpoint(const std::string& path,
   out.model.sampling.zsnr = file.has("ztsnr");
   out.model.sampling.prediction = v_pred ? sampling::Prediction::V : sampling::Prediction::Eps;
   out.model.sampling.schedule = discrete_schedule(out.model.sampling.zsnr);
-  out.model.source = path;
-
-  const Weights vw = file.weights(kSd15VaePrefix, device, dtype);
-  const VaeConfig vc = VaeConfig::detect(vw, metadata_int(file, "darkroom.vae.groups", 32));
-  out.vae.vae = std::make_shared<const Vae>(Vae::load(vw, vc, vc.has_encoder));
-  bytes += weights_bytes(vw, dtype);
-  const bool sdxl = family == ModelFamily::Sdxl || family == ModelFamily::SdxlRefiner;
-  // comfy/latent_formats.py: SDXL's scale_factor 0.13025; SD 1.x and 2.x 0.18215.
-  out.model.latent_scale = sdxl ? 0.13025f : vc.latent_scale;
-  out.model.latent_format = sdxl ? "sdxl" : "sd15";
   out.bytes = bytes;
   return out;
 }
@@ -190,7 +200,8 @@ LoadedCheckpoint load_checkpoint(const std::string& path,
 LoadedCheckpoint load_sd15_checkpoint(const std::string& path,
                                       std::shared_ptr<const text::ClipTokenizer> tokenizer,
                                       DType dtype, DeviceId device) {
-  const ModelFamily family = detect_family(CheckpointFile::open(path));
+  const ModelFamily family = is_diffusers_folder(path) ? diffusers_folder_family(path)
+                                                       : detect_family(CheckpointFile::open(path));
   DR_CHECK(family == ModelFamily::Sd15, "checkpoint", path, ": an ", family_name(family),
            " checkpoint where SD 1.x was expected");
   return load_checkpoint(path, std::move(tokenizer), dtype, device);
@@ -199,13 +210,16 @@ LoadedCheckpoint load_sd15_checkpoint(const std::string& path,
 LoadedVae load_vae_file(const std::string& path, DType dtype, DeviceId device) {
   auto file = std::make_shared<const SafetensorsFile>(SafetensorsFile::open(path));
   // A VAE extracted from a checkpoint keeps "first_stage_model."; diffusers-era ldm VAE
-  // files (vae-ft-mse-840000-ema-pruned) have the bare names.
+  // files (vae-ft-mse-840000-ema-pruned) have the bare names; a diffusers AutoencoderKL
+  // (vae/diffusion_pytorch_model.safetensors) is renamed to ldm's names, told apart by
+  // the key ComfyUI tests (load_torch_file → convert_vae_state_dict).
+  const bool diffusers = file->find("decoder.up_blocks.0.resnets.0.norm1.weight") != nullptr;
   const bool prefixed = file->find("first_stage_model.decoder.conv_in.weight") != nullptr;
   const std::string prefix = prefixed ? kSd15VaePrefix : "";
-  const Weights w = Weights::from_file(file, prefix, device, dtype);
+  const Weights w = diffusers ? vae_weights_from_diffusers(file, device, dtype)
+                              : Weights::from_file(file, prefix, device, dtype);
   DR_CHECK(w.has("decoder.conv_in.weight"), "vae", path,
-           ": no VAE decoder (decoder.conv_in.weight) under '", prefix,
-           "'; diffusers-format VAE files are not supported yet");
+           ": no VAE decoder (decoder.conv_in.weight) under '", prefix, "'");
   const VaeConfig vc = VaeConfig::detect(w, metadata_int(*file, "darkroom.vae.groups", 32));
   LoadedVae out;
   out.vae.vae = std::make_shared<const Vae>(Vae::load(w, vc, vc.has_encoder));

@@ -3,9 +3,12 @@
 //   load_checkpoint       a single-file checkpoint of any family that detect_family knows
 //                         (SD 1.x, SD 2.x, SDXL, SDXL refiner; .safetensors or torch.save),
 //                         as CheckpointLoaderSimple loads it
+//                         or a diffusers folder (model_index.json; diffusers_folder.h)
 //   load_sd15_checkpoint  the same, refusing every family but SD 1.x
-//   load_vae_file         a VAE .safetensors, keys under "first_stage_model." or bare
-//                         ("encoder.*", "decoder.*", ...) (VAELoader)
+//   load_vae_file         a VAE .safetensors, keys under "first_stage_model.", bare
+//                         ("encoder.*", "decoder.*", ...) or diffusers' AutoencoderKL
+//                         names ("decoder.up_blocks.*", renamed by vae_diffusers_names.h)
+//                         (VAELoader)
 //
 // What the shapes cannot say (GroupNorm groups, heads) follows the released models. Tiny
 // test models say theirs in the file's metadata: "darkroom.unet.groups",

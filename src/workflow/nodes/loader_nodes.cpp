@@ -1,13 +1,15 @@
 // Loaders (nodes.py): CheckpointLoaderSimple (every family that pipeline/checkpoint.h
-// detects) and VAELoader. Networks load on the
-// executor's device in its compute dtype (bf16 on CUDA). Loaded models are kept in the
-// executor's model cache under (file, part, dtype, device), so a second prompt that names
-// the same file does not read it again.
+// detects), VAELoader and DiffusersLoader (diffusers folders, pipeline/diffusers_folder.h).
+// Networks load on the executor's device in its compute dtype (bf16 on CUDA). Loaded models are
+// kept in the executor's model cache under (file, part, dtype, device), so a second prompt that
+// names the same file does not read it again.
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 
 #include "backend/device.h"
 #include "pipeline/checkpoint_loader.h"
+#include "pipeline/diffusers_folder.h"
 #include "pipeline/model_cache.h"
 #include "workflow/node.h"
 
@@ -93,6 +95,64 @@ const NodeRegistrar kVaeLoader(
              return {v, v->bytes};
            });
        return {{Value::of("VAE", vae->vae)}};
+     }});
+
+// DiffusersLoader's model_path values: every folder under a "diffusers" model folder that
+// holds model_index.json, relative to that model folder (os.walk with followlinks, as
+// ComfyUI lists them; sorted here where os.walk's order is the file system's).
+std::vector<std::string> diffusers_folders(const FolderPaths& paths) {
+  std::vector<std::string> out;
+  auto it = paths.model_folders.find("diffusers");
+  if (it == paths.model_folders.end()) return out;
+  for (const std::string& base : it->second) {
+    std::error_code ec;
+    if (!fs::is_directory(base, ec)) continue;
+    if (fs::is_regular_file(fs::path(base) / "model_index.json", ec)) out.emplace_back(".");
+    fs::recursive_directory_iterator walk(base,
+                                          fs::directory_options::follow_directory_symlink |
+                                              fs::directory_options::skip_permission_denied,
+                                          ec);
+    for (; !ec && walk != fs::recursive_directory_iterator(); walk.increment(ec))
+      if (walk->is_directory(ec) && fs::is_regular_file(walk->path() / "model_index.json", ec))
+        out.push_back(fs::relative(walk->path(), base, ec).generic_string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// The first "diffusers" folder under which `name` exists (ComfyUI's load_checkpoint loop).
+std::string find_diffusers_folder(const FolderPaths& paths, const std::string& name) {
+  auto it = paths.model_folders.find("diffusers");
+  if (it != paths.model_folders.end())
+    for (const std::string& base : it->second) {
+      std::error_code ec;
+      const fs::path p = fs::path(base) / name;
+      if (fs::exists(p, ec)) return p.lexically_normal().string();
+    }
+  fail("workflow", "Model in folder 'diffusers' with name '", name, "' not found.");
+}
+
+// ComfyUI keeps no display name for it: /object_info shows the class name.
+const NodeRegistrar kDiffusersLoader(
+    {.class_name = "DiffusersLoader",
+     .category = "advanced/loaders/deprecated",
+     .required = {combo_input("model_path", diffusers_folders)},
+     .outputs = {{"MODEL", "MODEL"}, {"CLIP", "CLIP"}, {"VAE", "VAE"}},
+     .run = [](const NodeInputs& in, NodeContext& ctx) -> NodeResult {
+       const std::string path = find_diffusers_folder(ctx.paths, in.get_string("model_path"));
+       const DType dtype = model_dtype(ctx.device);
+       auto tokenizer = sd1_tokenizer(ctx.models);
+       auto ckpt = ctx.models.get_or_load<pipeline::LoadedCheckpoint>(
+           cache_key("diffusers", path, dtype, ctx.device),
+           [&]() -> std::pair<std::shared_ptr<const pipeline::LoadedCheckpoint>, uint64_t> {
+             DR_CHECK(pipeline::is_diffusers_folder(path), "workflow", path,
+                      ": no model_index.json (not a diffusers folder)");
+             auto c = std::make_shared<const pipeline::LoadedCheckpoint>(
+                 pipeline::load_diffusers_folder(path, tokenizer, dtype, ctx.device));
+             return {c, c->bytes};
+           });
+       return {{Value::of("MODEL", ckpt->model), Value::of("CLIP", ckpt->clip),
+                Value::of("VAE", ckpt->vae)}};
      }});
 
 }  // namespace

@@ -1,0 +1,28 @@
+// What load_checkpoint (single files) and load_diffusers_folder share once the tensors are
+// under ldm / sgm names: the checks that the parts fit, the UNet and VAE built, and the
+// family's latent format. Internal to src/pipeline/.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "models/unet.h"
+#include "models/vae.h"
+#include "models/weights.h"
+#include "pipeline/checkpoint_loader.h"
+
+namespace darkroom::pipeline {
+
+// The weights' size in `dtype`, for the model cache's budget.
+uint64_t weights_bytes(const Weights& w, DType dtype);
+
+// With out.clip already loaded: checks the text width against the UNet's context (and SDXL's
+// adm width), loads the UNet (`uw` at the "model.diffusion_model." level; a UNetRunner on
+// CUDA) and the VAE (`vw` at the "first_stage_model." level), sets the family, source and
+// latent scale / format; adds the weights' bytes to `bytes`. The sampling settings are the
+// caller's.
+void assemble_checkpoint(LoadedCheckpoint& out, ModelFamily family, const Weights& uw,
+                         const UNetConfig& uc, const Weights& vw, const VaeConfig& vc,
+                         const std::string& source, DeviceId device, DType dtype, uint64_t& bytes);
+
+}  // namespace darkroom::pipeline
