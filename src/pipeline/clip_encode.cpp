@@ -23,6 +23,7 @@ PromptEncodeOptions options_for(const ClipHandle& clip, const ClipTextEncoder& e
   o.norm_hidden = !sdxl || clip.clip_skip > enc.config().layers;
   // SDXL's UNet takes bigG's pooled output.
   o.pooled = sdxl && open_clip;
+  o.embeddings = (open_clip ? clip.open_clip_embeddings : clip.embeddings).get();
   return o;
 }
 
@@ -58,6 +59,18 @@ void check(const ClipHandle& clip, const char* node) {
 }
 
 }  // namespace
+
+ClipHandle with_embedding_folders(ClipHandle clip, const std::vector<std::string>& folders) {
+  // ComfyUI's embedding_key per text model (sd1_clip.py, sd2_clip.py, sdxl_clip.py).
+  if (clip.encoder)
+    clip.embeddings = std::make_shared<const text::EmbeddingDirectory>(
+        folders, clip.encoder->config().width, "clip_l");
+  if (clip.open_clip)
+    clip.open_clip_embeddings = std::make_shared<const text::EmbeddingDirectory>(
+        folders, clip.open_clip->config().width,
+        clip.family == ModelFamily::Sd2 ? "clip_h" : "clip_g");
+  return clip;
+}
 
 CondEntry encode_text(const ClipHandle& clip, std::string_view text) {
   if (clip.family == ModelFamily::Sdxl) return encode_text(clip, text, text);

@@ -15,12 +15,19 @@
 // count means its last layer with the final norm (ComfyUI's "last").
 #pragma once
 
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "pipeline/conditioning.h"
 #include "pipeline/model_handles.h"
 
 namespace darkroom::pipeline {
+
+// `clip` with ComfyUI's embeddings folders attached to each of its encoders (what
+// CheckpointLoaderSimple's embedding_directory does in ComfyUI), so that
+// "embedding:name" in a prompt takes the file's vectors.
+ClipHandle with_embedding_folders(ClipHandle clip, const std::vector<std::string>& folders);
 
 // CLIPTextEncode: the same text for every encoder.
 CondEntry encode_text(const ClipHandle& clip, std::string_view text);

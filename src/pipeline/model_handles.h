@@ -15,6 +15,7 @@
 #include "sampling/prediction.h"
 #include "sampling/schedule.h"
 #include "text/clip_tokenizer.h"
+#include "text/embeddings.h"
 
 namespace darkroom {
 class UNetRunner;
@@ -60,6 +61,10 @@ struct ClipHandle {
   // encoder. The loader sets the family's default (SD 1.x 1; SD 2.x and SDXL 2, the
   // penultimate layer ComfyUI uses without the node).
   int clip_skip = 1;
+  // "embedding:name" (ComfyUI's embeddings folders), one directory per encoder: CLIP-L's
+  // vectors under the key "clip_l", bigG's "clip_g", ViT-H's "clip_h" (files with one
+  // tensor serve any); null: the name stays plain text. See with_embedding_folders().
+  std::shared_ptr<const text::EmbeddingDirectory> embeddings, open_clip_embeddings;
   // The most layers any of the encoders has (CLIPSetLastLayer's range).
   int layers() const {
     int n = 0;

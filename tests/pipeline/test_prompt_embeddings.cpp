@@ -14,6 +14,7 @@
 #include <string>
 
 #include "io/safetensors.h"
+#include "pipeline/clip_encode.h"
 #include "pipeline/prompt_encoder.h"
 #include "sampling/torch_rng.h"
 #include "text/embeddings.h"
@@ -100,6 +101,21 @@ TEST(Embeddings, PromptsMatchTransformersWithReplacedInputEmbeddings) {
   // directory), which is a different context.
   const Tensor as_text = encode_prompt(tokenizer(), clip(), prompts.at("plain"));
   EXPECT_GT(max_diff(as_text, ref.tensor("plain.context")), 1e-2);
+}
+
+// What CLIPTextEncode runs: the CLIP handle with the embeddings folders attached
+// (with_embedding_folders, as the node does with the server's "embeddings" folders).
+TEST(Embeddings, ClipHandleWithFoldersMatchesTransformers) {
+  auto ref = SafetensorsFile::open(data("embeddings_ref.safetensors"));
+  ClipHandle handle;
+  handle.family = ModelFamily::Sd15;
+  // The function-local statics outlive the handle: shared without ownership.
+  handle.tokenizer = std::shared_ptr<const text::ClipTokenizer>(&tokenizer(), [](auto*) {});
+  handle.encoder = std::shared_ptr<const ClipTextEncoder>(&clip(), [](auto*) {});
+  const ClipHandle with = with_embedding_folders(handle, {data("embeddings")});
+  const std::string prompt = "a (embedding:thing:1.2) and embedding:dual.safetensors, detailed";
+  EXPECT_LE(max_diff(encode_text(with, prompt).context, ref.tensor("weighted.context")), 1e-5);
+  EXPECT_GT(max_diff(encode_text(handle, prompt).context, ref.tensor("weighted.context")), 1e-2);
 }
 
 }  // namespace

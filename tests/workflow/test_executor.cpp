@@ -477,6 +477,25 @@ TEST_F(WorkflowExecutor, ValuesOverThePixelLimitFailOnlyTheirPrompt) {
   EXPECT_EQ(r.status, ExecutionResult::Status::Success) << r.error.dump(1);
 }
 
+// CLIPTextEncode reads "embedding:name" from the server's embeddings folder (the
+// vectors themselves are checked against transformers in test_prompt_embeddings.cpp):
+// with the file there the sampled latent changes; without it the words stay text.
+TEST_F(WorkflowExecutor, ClipTextEncodeUsesTheEmbeddingsFolder) {
+  DefaultParams p;
+  p.positive = "a photo of embedding:style in a garden";
+  Recorder rec;
+  ASSERT_EQ(run(captured_prompt(p), rec).status, ExecutionResult::Status::Success);
+  const Tensor as_text = latent_of("10");
+  const fs::path folder = fs::path(env_.paths().model_folders.at("embeddings").at(0));
+  fs::create_directories(folder);
+  fs::copy_file(std::string(DARKROOM_TEST_DATA) + "/pipeline/embeddings/style.safetensors",
+                folder / "style.safetensors");
+  executor_->free_memory(false, true);  // the file is not part of the cache key
+  Recorder again;
+  ASSERT_EQ(run(captured_prompt(p), again).status, ExecutionResult::Status::Success);
+  EXPECT_GT(max_abs_diff(latent_of("10"), as_text), 1e-3);
+}
+
 TEST(ModelCache, EvictsLeastRecentlyUsedPastTheBudget) {
   pipeline::ModelCache cache(100);
   int loads = 0;

@@ -7,6 +7,14 @@
 namespace darkroom::workflow {
 namespace {
 
+// The node's CLIP with the server's embeddings folders attached, so that "embedding:name"
+// finds its file (ComfyUI gives a checkpoint's CLIP its embedding_directory on load).
+pipeline::ClipHandle clip_of(const NodeInputs& in, const NodeContext& ctx) {
+  const auto it = ctx.paths.model_folders.find("embeddings");
+  if (it == ctx.paths.model_folders.end()) return in.clip("clip");
+  return pipeline::with_embedding_folders(in.clip("clip"), it->second);
+}
+
 constexpr int64_t kMaxResolution = 16384;  // nodes.py MAX_RESOLUTION
 
 const NodeRegistrar kClipTextEncode(
@@ -23,8 +31,8 @@ const NodeRegistrar kClipTextEncode(
      .outputs = {{"CONDITIONING", "CONDITIONING", false,
                   "A conditioning containing the embedded text used to guide the diffusion "
                   "model."}},
-     .run = [](const NodeInputs& in, NodeContext&) -> NodeResult {
-       pipeline::CondEntry e = pipeline::encode_text(in.clip("clip"), in.get_string("text"));
+     .run = [](const NodeInputs& in, NodeContext& ctx) -> NodeResult {
+       pipeline::CondEntry e = pipeline::encode_text(clip_of(in, ctx), in.get_string("text"));
        return {{Value::of("CONDITIONING", pipeline::Conditioning{std::move(e)})}};
      }});
 
@@ -103,9 +111,9 @@ const NodeRegistrar kClipTextEncodeSdxl(
                   string_input("text_l", {{"multiline", true}, {"dynamicPrompts", true}})},
      .outputs = {{"CONDITIONING", "CONDITIONING"}},
      .python_module = "comfy_extras.nodes_clip_sdxl",
-     .run = [](const NodeInputs& in, NodeContext&) -> NodeResult {
-       pipeline::CondEntry e =
-           pipeline::encode_text(in.clip("clip"), in.get_string("text_g"), in.get_string("text_l"));
+     .run = [](const NodeInputs& in, NodeContext& ctx) -> NodeResult {
+       pipeline::CondEntry e = pipeline::encode_text(clip_of(in, ctx), in.get_string("text_g"),
+                                                     in.get_string("text_l"));
        e.size.width = static_cast<double>(in.get_int("width"));
        e.size.height = static_cast<double>(in.get_int("height"));
        e.size.crop_w = static_cast<double>(in.get_int("crop_w"));
@@ -127,10 +135,10 @@ const NodeRegistrar kClipTextEncodeSdxlRefiner(
                   link_input("clip", "CLIP")},
      .outputs = {{"CONDITIONING", "CONDITIONING"}},
      .python_module = "comfy_extras.nodes_clip_sdxl",
-     .run = [](const NodeInputs& in, NodeContext&) -> NodeResult {
+     .run = [](const NodeInputs& in, NodeContext& ctx) -> NodeResult {
        // The tokens of `text` for every encoder of the CLIP it is given (ComfyUI's
        // clip.tokenize), with the refiner's numbers attached.
-       pipeline::CondEntry e = pipeline::encode_text(in.clip("clip"), in.get_string("text"));
+       pipeline::CondEntry e = pipeline::encode_text(clip_of(in, ctx), in.get_string("text"));
        e.size.aesthetic_score = in.get_float("ascore");
        e.size.width = static_cast<double>(in.get_int("width"));
        e.size.height = static_cast<double>(in.get_int("height"));
