@@ -35,10 +35,11 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kUsage =
-    "usage: darkroom generate PROMPT --model FILE [options]\n"
+    "usage: darkroom generate PROMPT --model FILE|DIR [options]\n"
     "\n"
-    "  --model FILE        single-file checkpoint (.safetensors or .ckpt): SD 1.x, SD 2.x,\n"
-    "                      SDXL or SDXL refiner, detected from its tensors\n"
+    "  --model FILE|DIR    single-file checkpoint (.safetensors or .ckpt: SD 1.x, SD 2.x,\n"
+    "                      SDXL or SDXL refiner, detected from its tensors) or a diffusers\n"
+    "                      folder with model_index.json (SD 1.x, SDXL, SDXL refiner)\n"
     "  --negative TEXT     negative prompt (default empty)\n"
     "  --steps N           sampling steps (20)\n"
     "  --cfg X             classifier-free guidance scale (7.0)\n"
@@ -223,7 +224,7 @@ int run_generate(const std::vector<std::string>& args) {
     }
   }
   DR_CHECK(have_prompt, "generate", "no prompt given\n", kUsage);
-  DR_CHECK(!model.empty(), "generate", "--model FILE is required\n", kUsage);
+  DR_CHECK(!model.empty(), "generate", "--model FILE|DIR is required\n", kUsage);
   // Fail on names before minutes of loading.
   sampling::get_sampler(p.sampler);
   DR_CHECK(sampling::find_scheduler(p.scheduler) != nullptr, "generate", "unknown scheduler '",
