@@ -2,6 +2,7 @@
 // transcription of ComfyUI's LoHa / LoKr / LoCon-Tucker formulas; fixtures from
 // tools/fixtures/lora.py on the tiny SD 1.5 models of tools/fixtures/unet.py, clip_vae.py.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -169,9 +170,16 @@ TEST(Lora, NoMatchingKeysGivesNoPatches) {
 
 class LoraHostile : public ::testing::Test {
  protected:
-  std::string path_ =
-      (std::filesystem::temp_directory_path() / "darkroom_lora_hostile.safetensors").string();
+  // One file per test and process: ctest runs these tests in parallel.
+  void SetUp() override {
+    path_ = (std::filesystem::temp_directory_path() /
+             ("darkroom_lora_hostile_" +
+              std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
+              std::to_string(getpid()) + ".safetensors"))
+                .string();
+  }
   void TearDown() override { std::filesystem::remove(path_); }
+  std::string path_;
   void write(const std::vector<std::pair<std::string, Shape>>& tensors) {
     std::vector<std::pair<std::string, Tensor>> t;
     for (const auto& [name, shape] : tensors)
