@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <map>
 
+#include "capture_node.h"
 #include "io/safetensors.h"
 #include "pipeline/diffusers_folder_fixture.h"
 #include "pipeline/image.h"
@@ -23,21 +24,7 @@ namespace {
 using test::link;
 namespace fs = std::filesystem;
 
-std::map<std::string, Value>& captured() {
-  static std::map<std::string, Value> values;
-  return values;
-}
-
-const NodeRegistrar kCapture({.class_name = "DarkroomTestCaptureDiffusers",
-                              .display_name = "Test Capture (DiffusersLoader)",
-                              .category = "testing",
-                              .optional = {link_input("image", "IMAGE")},
-                              .outputs = {},
-                              .output_node = true,
-                              .run = [](const NodeInputs& in, NodeContext& ctx) -> NodeResult {
-                                if (in.has("image")) captured()[ctx.node_id] = in.get("image");
-                                return {};
-                              }});
+using test::captured;
 
 TEST(WorkflowDiffusersLoader, SdxlFolderMatchesTheGoldenRun) {
   test::TempBase env;
@@ -77,8 +64,7 @@ TEST(WorkflowDiffusersLoader, SdxlFolderMatchesTheGoldenRun) {
       {"8",
        {{"class_type", "VAEDecode"},
         {"inputs", {{"samples", link("3", 0)}, {"vae", link("4", 2)}}}}},
-      {"99",
-       {{"class_type", "DarkroomTestCaptureDiffusers"}, {"inputs", {{"image", link("8", 0)}}}}}};
+      {"99", {{"class_type", "DarkroomTestCapture"}, {"inputs", {{"image", link("8", 0)}}}}}};
   captured().clear();
   const Validation v = validate_prompt(prompt, env.paths());
   ASSERT_TRUE(v.ok) << v.error.dump(1) << v.node_errors.dump(1);
@@ -91,7 +77,7 @@ TEST(WorkflowDiffusersLoader, SdxlFolderMatchesTheGoldenRun) {
   const SafetensorsFile golden =
       SafetensorsFile::open(pipeline::test::family_fixture("golden.safetensors"));
   const Tensor ref = golden.tensor("sdxl_euler.image");
-  const Tensor& got = captured().at("99").as<pipeline::Image>();
+  const Tensor& got = captured().at("99.image").as<pipeline::Image>();
   ASSERT_EQ(got.shape(), ref.shape());
   const std::vector<float> g = got.to_floats(), x = ref.to_floats();
   double worst = 0;

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "backend/device.h"
+#include "capture_node.h"
 #include "io/safetensors.h"
 #include "pipeline/model_cache.h"
 #include "pipeline/prompt_encoder.h"
@@ -31,26 +32,7 @@ using test::DefaultParams;
 using test::link;
 namespace fs = std::filesystem;
 
-// A test-only output node that hands its IMAGE / LATENT inputs to the test, as a
-// client would read a saved image. It goes through the real executor like any node.
-std::map<std::string, Value>& captured() {
-  static std::map<std::string, Value> values;
-  return values;
-}
-
-const NodeRegistrar kCapture({.class_name = "DarkroomTestCapture",
-                              .display_name = "Test Capture",
-                              .category = "testing",
-                              .optional = {link_input("image", "IMAGE"),
-                                           link_input("latent", "LATENT")},
-                              .outputs = {},
-                              .output_node = true,
-                              .run = [](const NodeInputs& in, NodeContext& ctx) -> NodeResult {
-                                for (const char* name : {"image", "latent"})
-                                  if (in.has(name))
-                                    captured()[ctx.node_id + "." + name] = in.get(name);
-                                return {};
-                              }});
+using test::captured;
 
 struct Recorder {
   std::vector<std::string> executing;

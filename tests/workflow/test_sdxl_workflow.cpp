@@ -9,6 +9,7 @@
 #include <cmath>
 #include <map>
 
+#include "capture_node.h"
 #include "io/safetensors.h"
 #include "pipeline/family_fixtures.h"
 #include "pipeline/image.h"
@@ -21,21 +22,7 @@ namespace {
 
 using test::link;
 
-std::map<std::string, Value>& captured() {
-  static std::map<std::string, Value> values;
-  return values;
-}
-
-const NodeRegistrar kCapture({.class_name = "DarkroomTestCaptureFamilies",
-                              .display_name = "Test Capture (families)",
-                              .category = "testing",
-                              .optional = {link_input("image", "IMAGE")},
-                              .outputs = {},
-                              .output_node = true,
-                              .run = [](const NodeInputs& in, NodeContext& ctx) -> NodeResult {
-                                if (in.has("image")) captured()[ctx.node_id] = in.get("image");
-                                return {};
-                              }});
+using test::captured;
 
 double max_abs_diff(const Tensor& a, const Tensor& b) {
   EXPECT_EQ(a.shape(), b.shape());
@@ -73,7 +60,7 @@ class WorkflowFamilies : public ::testing::Test {
     const ExecutionResult r =
         executor_->execute("prompt-1", prompt, json::object(), v.outputs, {}, never);
     EXPECT_EQ(r.status, ExecutionResult::Status::Success) << r.error.dump(1);
-    return captured().at("99").as<pipeline::Image>();
+    return captured().at("99.image").as<pipeline::Image>();
   }
 
   // KSampler → VAEDecode → capture, with the encoders at nodes 6 (positive), 7 (negative).
@@ -103,8 +90,7 @@ class WorkflowFamilies : public ::testing::Test {
         {"8",
          {{"class_type", "VAEDecode"},
           {"inputs", {{"samples", link("3", 0)}, {"vae", link("4", 2)}}}}},
-        {"99",
-         {{"class_type", "DarkroomTestCaptureFamilies"}, {"inputs", {{"image", link("8", 0)}}}}}};
+        {"99", {{"class_type", "DarkroomTestCapture"}, {"inputs", {{"image", link("8", 0)}}}}}};
   }
 
   static json text_encode(const std::string& text) {

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <map>
 
+#include "capture_node.h"
 #include "io/safetensors.h"
 #include "io/safetensors_writer.h"
 #include "pipeline/image.h"
@@ -23,21 +24,7 @@ namespace {
 using test::link;
 namespace fs = std::filesystem;
 
-std::map<std::string, Value>& captured() {
-  static std::map<std::string, Value> values;
-  return values;
-}
-
-const NodeRegistrar kCapture({.class_name = "DarkroomTestCaptureVaeLoader",
-                              .display_name = "Test Capture (VAELoader)",
-                              .category = "testing",
-                              .optional = {link_input("image", "IMAGE")},
-                              .outputs = {},
-                              .output_node = true,
-                              .run = [](const NodeInputs& in, NodeContext& ctx) -> NodeResult {
-                                if (in.has("image")) captured()[ctx.node_id] = in.get("image");
-                                return {};
-                              }});
+using test::captured;
 
 TEST(WorkflowVaeLoader, DiffusersVaeFileDecodesAsTheCheckpointVae) {
   test::TempBase env;
@@ -58,10 +45,8 @@ TEST(WorkflowVaeLoader, DiffusersVaeFileDecodesAsTheCheckpointVae) {
                   {"inputs", {{"vae_name", "tiny_diffusers_vae.safetensors"}}}};
   prompt["13"] = {{"class_type", "VAEDecode"},
                   {"inputs", {{"samples", link("3", 0)}, {"vae", link("12", 0)}}}};
-  prompt["98"] = {{"class_type", "DarkroomTestCaptureVaeLoader"},
-                  {"inputs", {{"image", link("8", 0)}}}};
-  prompt["99"] = {{"class_type", "DarkroomTestCaptureVaeLoader"},
-                  {"inputs", {{"image", link("13", 0)}}}};
+  prompt["98"] = {{"class_type", "DarkroomTestCapture"}, {"inputs", {{"image", link("8", 0)}}}};
+  prompt["99"] = {{"class_type", "DarkroomTestCapture"}, {"inputs", {{"image", link("13", 0)}}}};
   captured().clear();
   const Validation v = validate_prompt(prompt, env.paths());
   ASSERT_TRUE(v.ok) << v.error.dump(1) << v.node_errors.dump(1);
@@ -70,8 +55,8 @@ TEST(WorkflowVaeLoader, DiffusersVaeFileDecodesAsTheCheckpointVae) {
   const ExecutionResult r = executor.execute("p1", prompt, json::object(), v.outputs, {}, never);
   ASSERT_EQ(r.status, ExecutionResult::Status::Success) << r.error.dump(1);
 
-  const Tensor& want = captured().at("98").as<pipeline::Image>();
-  const Tensor& got = captured().at("99").as<pipeline::Image>();
+  const Tensor& want = captured().at("98.image").as<pipeline::Image>();
+  const Tensor& got = captured().at("99.image").as<pipeline::Image>();
   ASSERT_EQ(got.shape(), want.shape());
   const std::vector<float> x = got.to_floats(), y = want.to_floats();
   double worst = 0, spread = 0;
