@@ -109,7 +109,7 @@ Tensor UNet::run_stage(const Stage& s, Tensor h, const Tensor& emb_silu, const T
 }
 
 Tensor UNet::forward(const Tensor& x_in, const Tensor& timesteps, const Tensor& context_in,
-                     const Tensor& y_in) const {
+                     const Tensor& y_in, const ControlResiduals* control) const {
   const UNetConfig& c = config_;
   DR_CHECK(x_in.ndim() == 4 && x_in.dim(3) == c.in_channels, kOp, "x has shape ", x_in.shape(),
            ", expected [B, H, W, ", c.in_channels, "]");
@@ -143,14 +143,32 @@ Tensor UNet::forward(const Tensor& x_in, const Tensor& timesteps, const Tensor& 
   // Every ResBlock's emb_layers starts with SiLU: apply it once here.
   const Tensor emb_silu = ops::silu(emb);  // [B, 4mc]
 
-  Tensor h = conv_in_(x);  // [B, H, W, mc]
-  std::vector<Tensor> skips = {h};
-  for (const Stage& s : input_blocks_) {
-    h = run_stage(s, h, emb_silu, context);  // down to [B, H/f, W/f, C]
-    skips.push_back(h);
+  if (control) {
+    DR_CHECK(control->skips.empty() || control->skips.size() == input_blocks_.size() + 1, kOp,
+             "ControlNet residuals for ", control->skips.size(), " skips; this UNet has ",
+             input_blocks_.size() + 1);
   }
+  // ComfyUI's apply_control: h + residual, at the residual's shape.
+  auto controlled = [&](const Tensor& h, const Tensor& r) {
+    if (!r.defined()) return h;
+    DR_CHECK(r.shape() == h.shape(), kOp, "a ControlNet residual has shape ", r.shape(),
+             ", the UNet's activation ", h.shape());
+    return ops::add(h, as(r, dtype_, device_));
+  };
+  auto skip_residual = [&](size_t i) {
+    return control && !control->skips.empty() ? control->skips[i] : Tensor();
+  };
+
+  Tensor h = conv_in_(x);  // [B, H, W, mc]
+  std::vector<Tensor> skips = {controlled(h, skip_residual(0))};
+  for (size_t i = 0; i < input_blocks_.size(); ++i) {
+    h = run_stage(input_blocks_[i], h, emb_silu, context);  // down to [B, H/f, W/f, C]
+    skips.push_back(controlled(h, skip_residual(i + 1)));
+  }
+  // (the residuals go to the skips only, as ComfyUI's 'output' controls; h goes on as is)
   h = run_stage(middle_block_, h, emb_silu, context);
   h = middle_res2_(h, emb_silu);  // [B, H/f, W/f, C]
+  if (control) h = controlled(h, control->middle);
   for (const Stage& s : output_blocks_) {
     // The skip joins along the channels: [B, h, w, C] ++ [B, h, w, C_skip].
     h = ops::concat({h, skips.back()}, 3);

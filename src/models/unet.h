@@ -72,6 +72,16 @@ struct UNetConfig {
 Tensor sdxl_vector_y(const Tensor& pooled, const std::vector<std::array<float, 6>>& sizes,
                      int dim = 256);
 
+// What ControlNets add to a UNet (ComfyUI's control dict, "output" and "middle"), already
+// scaled by their strengths and summed over a chain: skips[i] is added to the output of
+// input block i (conv_in is block 0) before it becomes a skip connection, `middle` to the
+// middle block's output. An undefined tensor adds nothing. Shapes are the UNet's own
+// activations [B, h, w, C] at that point; any dtype and device (cast on use).
+struct ControlResiduals {
+  std::vector<Tensor> skips;
+  Tensor middle;
+};
+
 class UNet {
  public:
   // `w` is the UNet's weights under its own prefix (e.g. "model.diffusion_model.").
@@ -81,9 +91,9 @@ class UNet {
   // way up is sized to each skip, as ldm does), timesteps [B] f32,
   // context [B, T, context_dim], y [B, adm] for label_emb models (else undefined)
   // → eps [B, H, W, out]. Inputs are cast to the weights' dtype; the output comes back
-  // in x's dtype.
+  // in x's dtype. `control`: ControlNet residuals (null or empty: none).
   Tensor forward(const Tensor& x, const Tensor& timesteps, const Tensor& context,
-                 const Tensor& y = {}) const;
+                 const Tensor& y = {}, const ControlResiduals* control = nullptr) const;
 
   const UNetConfig& config() const { return config_; }
   DeviceId device() const { return device_; }  // where the weights live and it computes

@@ -80,12 +80,12 @@ std::unique_ptr<UNetRunner::Captured> UNetRunner::capture(const Tensor& x, const
 }
 
 Tensor UNetRunner::forward(const Tensor& x, const Tensor& timesteps, const Tensor& context,
-                           const Tensor& y) {
+                           const Tensor& y, const ControlResiduals* control) {
   std::lock_guard<std::mutex> lock(mu_);
   last_replayed_ = false;
   const DeviceId device = unet_->device();
-  if (!use_graphs_ || device.type != DeviceType::Cuda)
-    return unet_->forward(x, timesteps, context, y);
+  if (!use_graphs_ || device.type != DeviceType::Cuda || control)
+    return unet_->forward(x, timesteps, context, y, control);
   DR_CHECK(x.defined() && timesteps.defined() && context.defined(), "unet",
            "x, timesteps and context are required");
   const std::vector<int64_t> key = key_of(x, timesteps, context, y);

@@ -27,9 +27,11 @@ class UNetRunner {
   UNetRunner& operator=(const UNetRunner&) = delete;
 
   // As UNet::forward (inputs on the CPU or the UNet's device; timesteps f32): eps
-  // [B, H, W, out] in x's dtype on the UNet's device, a tensor of its own.
+  // [B, H, W, out] in x's dtype on the UNet's device, a tensor of its own. With ControlNet
+  // residuals the step runs eagerly (their values change every step and are not part of
+  // the captured buffers).
   Tensor forward(const Tensor& x, const Tensor& timesteps, const Tensor& context,
-                 const Tensor& y = {});
+                 const Tensor& y = {}, const ControlResiduals* control = nullptr);
 
   bool graphs_enabled() const { return use_graphs_; }
   // How the last forward ran: true when it replayed a CUDA graph.

@@ -5,11 +5,14 @@
 #include <cstring>
 #include <map>
 #include <numeric>
+#include <optional>
+#include <tuple>
 
 #include "backend/ops.h"
 #include "core/error.h"
 #include "models/unet_runner.h"
 #include "pipeline/adm.h"
+#include "pipeline/control.h"
 #include "pipeline/mask_ops.h"
 #include "pipeline/prompt_encoder.h"
 #include "sampling/prediction.h"
@@ -51,6 +54,8 @@ std::vector<ResolvedCond> resolve_conds(const std::vector<const Conditioning*>& 
       DR_CHECK(e.context.defined() && e.context.ndim() == 3 && e.context.dim(0) == 1, "sampler",
                "a conditioning entry needs a context [1, T, C]");
       ResolvedCond r;
+      r.entry = &e;
+      r.control = e.control;
       r.list = static_cast<int>(li);
       r.context = e.context;
       r.start_percent = e.start_percent;
@@ -148,15 +153,17 @@ std::vector<Tensor> calc_cond_batch(const ModelHandle& model,
   std::vector<std::vector<float>> count(static_cast<size_t>(lists),
                                         std::vector<float>(static_cast<size_t>(x.numel()), 1e-37f));
 
-  // Which entries run at this σ (ConditioningSetTimestepRange), grouped by crop size.
-  std::map<std::pair<int64_t, int64_t>, std::vector<const ResolvedCond*>> groups;
-  std::vector<std::pair<int64_t, int64_t>> group_order;
+  // Which entries run at this σ (ConditioningSetTimestepRange), grouped by crop size and
+  // ControlNet chain.
+  using GroupKey = std::tuple<int64_t, int64_t, const ControlLink*>;
+  std::map<GroupKey, std::vector<const ResolvedCond*>> groups;
+  std::vector<GroupKey> group_order;
   for (int li = 0; li < lists; ++li)
     for (const ResolvedCond& r : conds) {
       if (r.list != li) continue;
       if (sigma > schedule.percent_to_sigma(r.start_percent)) continue;
       if (sigma < schedule.percent_to_sigma(r.end_percent)) continue;
-      const auto key = std::make_pair(r.h, r.w);
+      const GroupKey key{r.h, r.w, r.control.get()};
       if (!groups.contains(key)) group_order.push_back(key);
       groups[key].push_back(&r);
     }
@@ -164,7 +171,7 @@ std::vector<Tensor> calc_cond_batch(const ModelHandle& model,
   const float timestep = schedule.timestep(sigma);
   for (const auto& key : group_order) {
     const std::vector<const ResolvedCond*>& g = groups[key];
-    const auto [h, w] = key;
+    const auto [h, w, control_link] = key;
     const int64_t b = n * static_cast<int64_t>(g.size());
     int64_t tokens = 1;
     for (const ResolvedCond* r : g) tokens = std::lcm(tokens, r->context.dim(1));
@@ -197,14 +204,35 @@ std::vector<Tensor> calc_cond_batch(const ModelHandle& model,
       }
     }
     if (before_model) before_model();
-    const Tensor x_in = sampling::calculate_input(model.sampling.prediction, sigma, crops);
+    Tensor x_in = sampling::calculate_input(model.sampling.prediction, sigma, crops);
     const Tensor timesteps =
         Tensor::from_floats(std::vector<float>(static_cast<size_t>(b), timestep), {b});
+    // ControlNets see the scaled latent without the inpainting channels (ComfyUI's
+    // get_control gets x before apply_model's concat).
+    std::optional<ControlResiduals> control;
+    if (control_link)
+      control = control_residuals(*control_link, model.sampling, sigma, x_in, timesteps, context, y,
+                                  static_cast<int>(g.size()));
+    // Inpainting models: the entries' extra channels, cropped as x, after c_in·x.
+    if (g.front()->concat.defined()) {
+      const int64_t cc = g.front()->concat.dim(3);
+      Tensor extra = Tensor::empty({b, h, w, cc}, DType::F32);
+      const int64_t extra_elems = n * h * w * cc;
+      for (size_t i = 0; i < g.size(); ++i) {
+        DR_CHECK(g[i]->concat.defined() && g[i]->concat.dim(3) == cc, "sampler",
+                 "conditioning entries disagree on the inpainting model's extra channels");
+        const Tensor c = crop(g[i]->concat, g[i]->y, g[i]->x, h, w);
+        std::memcpy(extra.data<float>() + static_cast<int64_t>(i) * extra_elems, c.data<float>(),
+                    c.nbytes());
+      }
+      x_in = ops::concat({x_in, extra}, 3);
+    }
+    const ControlResiduals* ctrl = control ? &*control : nullptr;
     // On a CUDA device the runner replays a graph per shape; the result comes back to the
     // CPU in f32 (x_in's dtype), where the sampler state lives.
     const Tensor net =
-        ops::to_device(model.runner ? model.runner->forward(x_in, timesteps, context, y)
-                                    : model.unet->forward(x_in, timesteps, context, y),
+        ops::to_device(model.runner ? model.runner->forward(x_in, timesteps, context, y, ctrl)
+                                    : model.unet->forward(x_in, timesteps, context, y, ctrl),
                        kCpu);
     const Tensor denoised =
         sampling::calculate_denoised(model.sampling.prediction, sigma, net, crops, timestep);

@@ -22,12 +22,19 @@ namespace darkroom::pipeline {
 
 // An entry resolved against the latent: its crop and weight, ready for the UNet.
 struct ResolvedCond {
+  const CondEntry* entry = nullptr;    // what it was resolved from (valid while sampling)
   int list = 0;                        // which list it belongs to (0: positive, 1: negative)
   int64_t y = 0, x = 0, h = 0, w = 0;  // crop of the latent (rows y..y+h, cols x..x+w)
   Tensor context;                      // [1, T, C]
   Tensor mult;                         // [N, h, w, C] weights
   Tensor adm;                          // [1, adm]: the UNet's vector input y (SDXL), or undefined
   double start_percent = 0.0, end_percent = 1.0;
+  // Extra UNet input channels for the whole latent, model space [n, H, W, Cc]
+  // (inpainting models; inpaint.h), or undefined. Cropped to the area with x.
+  Tensor concat;
+  // The entry's ControlNet chain (control.h), or null. Entries batch together only when
+  // they share it (ComfyUI's can_concat).
+  std::shared_ptr<const ControlLink> control;
 };
 
 // Resolves areas (percentages → latent pixels), masks (resized to the latent) and the

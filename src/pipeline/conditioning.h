@@ -5,12 +5,15 @@
 // as comfy/samplers.py's calc_cond_batch does.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <vector>
 
 #include "core/tensor.h"
 
 namespace darkroom::pipeline {
+
+struct ControlLink;  // control.h
 
 // ConditioningSetArea's area in latent pixels (ComfyUI stores (h // 8, w // 8, y // 8,
 // x // 8) after dividing the node's pixel values by 8).
@@ -53,6 +56,12 @@ struct CondEntry {
   // ConditioningSetTimestepRange, as fractions of the schedule (0 = start, 1 = end).
   double start_percent = 0.0;
   double end_percent = 1.0;
+  // ControlNetApply / ControlNetApplyAdvanced: the last ControlNet of this entry's chain.
+  std::shared_ptr<const ControlLink> control;
+  // InpaintModelConditioning (inpainting models): the masked image's latent (the VAE's own
+  // z, CPU f32 [N, h, w, C]) and the mask (CPU f32 [M, H', W'], any resolution).
+  std::optional<Tensor> concat_latent_image;
+  std::optional<Tensor> concat_mask;
 };
 
 using Conditioning = std::vector<CondEntry>;
