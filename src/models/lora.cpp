@@ -331,35 +331,4 @@ Tensor add_lora_delta(const Tensor& base, const Tensor& delta, const LoraTarget&
   return out;
 }
 
-std::map<std::string, Tensor> merged_weights(
-    const std::function<Tensor(const std::string&)>& base_tensor,
-    const std::vector<std::pair<const LoraFile*, float>>& loras, DType dtype) {
-  std::map<std::string, Tensor> f32;  // owned f32 copies, patched in place
-  for (const auto& [lora, strength] : loras)
-    for (const LoraPatch& p : lora->patches()) {
-      auto it = f32.find(p.target.name);
-      if (it == f32.end()) {
-        const Tensor t = base_tensor(p.target.name);
-        if (!t.defined()) continue;  // e.g. a CLIP patch on a UNet-only file
-        Shape rows = t.shape();
-        if (p.target.row_end > 0) rows[0] = p.target.row_end - p.target.row_begin;
-        DR_CHECK(rows == p.shape && t.dim(0) >= p.target.row_end, kOp, p.target.name, " is ",
-                 t.shape(), ", not the shape the LoRA was opened against (", p.shape, ")");
-        it = f32.emplace(p.target.name, f32_copy(t)).first;
-      }
-      add_in_place(it->second, lora_delta(p, strength), p.target);
-    }
-  std::map<std::string, Tensor> out;
-  for (auto& [name, t] : f32) out.emplace(name, dtype == DType::F32 ? t : ops::cast(t, dtype));
-  return out;
-}
-
-std::map<std::string, Tensor> merged_weights(
-    const SafetensorsFile& base, const std::vector<std::pair<const LoraFile*, float>>& loras,
-    DType dtype) {
-  return merged_weights(
-      [&](const std::string& name) { return base.find(name) ? base.tensor(name) : Tensor(); },
-      loras, dtype);
-}
-
 }  // namespace darkroom

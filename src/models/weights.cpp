@@ -16,6 +16,8 @@ struct Weights::Source {
   DType dtype;
   mutable std::mutex mu;
   mutable std::set<std::string> used;
+  mutable bool remember = false;                             // see Weights::remember()
+  mutable std::map<std::string, Tensor, std::less<>> given;  // full name → tensor handed out
 
   bool contains(std::string_view full) const {
     return file ? file->find(full) != nullptr : tensors.find(full) != tensors.end();
@@ -86,6 +88,19 @@ Tensor Weights::get(std::string_view name) const {
     source_->used.insert(full);
   }
   if (source_->shapes_only) return t;
+  if (overrides_) {
+    if (auto it = overrides_->find(full); it != overrides_->end()) {
+      const Tensor& o = it->second;
+      DR_CHECK(o.shape() == t.shape(), "weights", source_->name, ": the override of '", full,
+               "' has shape ", o.shape(), ", the stored tensor ", t.shape());
+      return ops::to_device(o.dtype() == dtype_ ? o : ops::cast(o, dtype_), device_);
+    }
+  }
+  std::unique_lock lock(source_->mu);
+  if (source_->remember) {
+    if (auto it = source_->given.find(full); it != source_->given.end()) return it->second;
+  }
+  lock.unlock();
   // Always produce an owned, aligned copy in the compute dtype: file views are
   // read-only and may be unaligned, and the copy is what gets uploaded or reordered.
   Tensor out;
@@ -95,7 +110,26 @@ Tensor Weights::get(std::string_view name) const {
   } else {
     out = ops::cast(t, dtype_);
   }
-  return ops::to_device(out, device_);
+  out = ops::to_device(out, device_);
+  lock.lock();
+  if (source_->remember) source_->given.emplace(full, out);
+  return out;
+}
+
+void Weights::remember() const {
+  std::lock_guard lock(source_->mu);
+  source_->remember = true;
+}
+
+Weights Weights::with_overrides(std::map<std::string, Tensor> overrides) const {
+  Weights w(source_, prefix_);
+  w.overrides_ = std::make_shared<const std::map<std::string, Tensor, std::less<>>>(
+      overrides.begin(), overrides.end());
+  return w;
+}
+
+Tensor Weights::stored(std::string_view full_name) const {
+  return source_->contains(full_name) ? source_->raw(full_name) : Tensor();
 }
 
 Tensor Weights::get(std::string_view name, const Shape& expected) const {
@@ -113,7 +147,9 @@ Tensor Weights::get_optional(std::string_view name, const Shape& expected) const
 }
 
 Weights Weights::sub(std::string_view prefix) const {
-  return Weights(source_, prefix_ + std::string(prefix));
+  Weights w(source_, prefix_ + std::string(prefix));
+  w.overrides_ = overrides_;
+  return w;
 }
 
 std::set<std::string> Weights::used() const {

@@ -51,6 +51,21 @@ class Weights {
   // The same source with a longer prefix; shares the record of used names.
   Weights sub(std::string_view prefix) const;
 
+  // From now on every get() of this source (any sub() of it) keeps the tensor it returns
+  // and returns that same tensor (same storage) when asked again, instead of a fresh copy.
+  // The network built from these weights holds those tensors anyway, so this costs no
+  // memory while it lives; a second network built from the same source (with_overrides)
+  // then shares every tensor it does not override, and oneDNN's reordered copies (keyed
+  // by storage) with it. Callers must not write into tensors they get.
+  void remember() const;
+  // The same source where the tensors named in `overrides` (full names, any float dtype,
+  // CPU) replace the source's: get() casts them to dtype() on device(). Shares the record
+  // of used names and what remember() kept.
+  Weights with_overrides(std::map<std::string, Tensor> overrides) const;
+  // The stored tensor under a full name (the file's dtype, CPU, read-only; no copy and no
+  // record of use), or undefined when absent: what a LoRA patch starts from.
+  Tensor stored(std::string_view full_name) const;
+
   DeviceId device() const { return device_; }
   DType dtype() const { return dtype_; }
   const std::string& prefix() const { return prefix_; }
@@ -64,6 +79,8 @@ class Weights {
   Weights(std::shared_ptr<Source> source, std::string prefix);
 
   std::shared_ptr<Source> source_;
+  // with_overrides(): full name → replacement; shared by sub()s, null when none.
+  std::shared_ptr<const std::map<std::string, Tensor, std::less<>>> overrides_;
   std::string prefix_;
   DeviceId device_;
   DType dtype_ = DType::F32;

@@ -62,24 +62,38 @@ std::shared_ptr<const sampling::DiscreteSchedule> discrete_schedule(bool zsnr) {
 
 namespace {
 
+using ClipSource = std::shared_ptr<const NetworkSource<ClipTextEncoder>>;
+
 // The OpenCLIP text tower under `prefix`, or the CLIP-L one.
 std::shared_ptr<const ClipTextEncoder> load_open_clip(const CheckpointFile& file,
                                                       const std::string& prefix, DeviceId device,
-                                                      DType dtype, uint64_t& bytes) {
+                                                      DType dtype, uint64_t& bytes,
+                                                      ClipSource& source) {
   const Weights w = file.weights(prefix, device, dtype);
   const ClipTextConfig c =
       ClipTextConfig::detect_open_clip(w, metadata_int(file, "darkroom.clip_g.heads", 0));
   bytes += weights_bytes(w, dtype);
-  return std::make_shared<const ClipTextEncoder>(ClipTextEncoder::load_open_clip(w, c));
+  return build_with_source<ClipTextEncoder>(
+      w, prefix,
+      [c](const Weights& w) {
+        return std::make_shared<const ClipTextEncoder>(ClipTextEncoder::load_open_clip(w, c));
+      },
+      source);
 }
 
 std::shared_ptr<const ClipTextEncoder> load_clip_l(const CheckpointFile& file,
                                                    const std::string& prefix, DeviceId device,
-                                                   DType dtype, uint64_t& bytes) {
+                                                   DType dtype, uint64_t& bytes,
+                                                   ClipSource& source) {
   const Weights w = file.weights(prefix, device, dtype);
   const ClipTextConfig c = ClipTextConfig::detect(w, metadata_int(file, "darkroom.clip.heads", 0));
   bytes += weights_bytes(w, dtype);
-  return std::make_shared<const ClipTextEncoder>(ClipTextEncoder::load(w, c));
+  return build_with_source<ClipTextEncoder>(
+      w, prefix,
+      [c](const Weights& w) {
+        return std::make_shared<const ClipTextEncoder>(ClipTextEncoder::load(w, c));
+      },
+      source);
 }
 
 // ComfyUI's SD20.model_type: v-prediction when the first transformer of the last output
@@ -102,6 +116,16 @@ bool sd2_is_v_prediction(const CheckpointFile& file, const Weights& uw) {
 
 }  // namespace
 
+void attach_runner(ModelHandle& model) {
+  model.runner.reset();
+  if (model.unet->device().type != DeviceType::Cuda) return;
+  // The runner points at the UNet; its deleter holds the UNet so that neither outlives
+  // the other in any copy of the handle.
+  std::shared_ptr<const UNet> unet = model.unet;
+  model.runner = std::shared_ptr<UNetRunner>(new UNetRunner(*unet, /*use_graphs=*/true),
+                                             [unet](UNetRunner* r) { delete r; });
+}
+
 void assemble_checkpoint(LoadedCheckpoint& out, ModelFamily family, const Weights& uw,
                          const UNetConfig& uc, const Weights& vw, const VaeConfig& vc,
                          const std::string& source, DeviceId device, DType dtype, uint64_t& bytes) {
@@ -120,15 +144,12 @@ void assemble_checkpoint(LoadedCheckpoint& out, ModelFamily family, const Weight
              adm);
   }
   out.model.family = family;
-  out.model.unet = std::make_shared<const UNet>(UNet::load(uw, uc));
+  out.model.unet = build_with_source<UNet>(
+      uw, kSd15UNetPrefix,
+      [uc](const Weights& w) { return std::make_shared<const UNet>(UNet::load(w, uc)); },
+      out.model.unet_source);
   bytes += weights_bytes(uw, dtype);
-  if (device.type == DeviceType::Cuda) {
-    // The runner points at the UNet; its deleter holds the UNet so that neither outlives
-    // the other in any copy of the handle.
-    std::shared_ptr<const UNet> unet = out.model.unet;
-    out.model.runner = std::shared_ptr<UNetRunner>(new UNetRunner(*unet, /*use_graphs=*/true),
-                                                   [unet](UNetRunner* r) { delete r; });
-  }
+  attach_runner(out.model);
   out.model.source = source;
   out.vae.vae = std::make_shared<const Vae>(Vae::load(vw, vc, vc.has_encoder));
   bytes += weights_bytes(vw, dtype);
@@ -153,20 +174,25 @@ LoadedCheckpoint load_checkpoint(const std::string& path,
   out.clip.tokenizer = std::move(tokenizer);
   switch (family) {
     case ModelFamily::Sd15:
-      out.clip.encoder = load_clip_l(file, kSd15ClipPrefix, device, dtype, bytes);
+      out.clip.encoder =
+          load_clip_l(file, kSd15ClipPrefix, device, dtype, bytes, out.clip.encoder_source);
       out.clip.clip_skip = 1;
       break;
     case ModelFamily::Sd2:
-      out.clip.open_clip = load_open_clip(file, kSd2ClipPrefix, device, dtype, bytes);
+      out.clip.open_clip =
+          load_open_clip(file, kSd2ClipPrefix, device, dtype, bytes, out.clip.open_clip_source);
       out.clip.clip_skip = 2;
       break;
     case ModelFamily::Sdxl:
-      out.clip.encoder = load_clip_l(file, kSdxlClipLPrefix, device, dtype, bytes);
-      out.clip.open_clip = load_open_clip(file, kSdxlClipGPrefix, device, dtype, bytes);
+      out.clip.encoder =
+          load_clip_l(file, kSdxlClipLPrefix, device, dtype, bytes, out.clip.encoder_source);
+      out.clip.open_clip =
+          load_open_clip(file, kSdxlClipGPrefix, device, dtype, bytes, out.clip.open_clip_source);
       out.clip.clip_skip = 2;
       break;
     case ModelFamily::SdxlRefiner:
-      out.clip.open_clip = load_open_clip(file, kSdxlRefinerClipGPrefix, device, dtype, bytes);
+      out.clip.open_clip = load_open_clip(file, kSdxlRefinerClipGPrefix, device, dtype, bytes,
+                                          out.clip.open_clip_source);
       out.clip.clip_skip = 2;
       break;
   }

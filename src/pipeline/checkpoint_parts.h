@@ -4,7 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
+#include <utility>
 
 #include "models/unet.h"
 #include "models/vae.h"
@@ -12,6 +15,23 @@
 #include "pipeline/checkpoint_loader.h"
 
 namespace darkroom::pipeline {
+
+// Builds a network from `w` after w.remember(), and records how (`source`) so LoRAs can
+// rebuild it later sharing its tensors (lora_apply.h). `checkpoint_prefix`: the names'
+// prefix in a single-file checkpoint.
+template <class Net>
+std::shared_ptr<const Net> build_with_source(
+    const Weights& w, std::string checkpoint_prefix,
+    std::function<std::shared_ptr<const Net>(const Weights&)> build,
+    std::shared_ptr<const NetworkSource<Net>>& source) {
+  w.remember();
+  source = std::make_shared<const NetworkSource<Net>>(
+      NetworkSource<Net>{w, std::move(checkpoint_prefix), std::move(build)});
+  return source->build(w);
+}
+
+// On a CUDA device, a UNetRunner (graphs on) for model.unet; none on the CPU.
+void attach_runner(ModelHandle& model);
 
 // The weights' size in `dtype`, for the model cache's budget.
 uint64_t weights_bytes(const Weights& w, DType dtype);

@@ -52,14 +52,22 @@ ClipActivation activation(const json& config, const fs::path& dir) {
 
 // CLIPTextModel (no projection) → CLIP-L, or ViT-H (SD 2.x's OpenCLIP text tower in
 // transformers' layout).
-std::shared_ptr<const ClipTextEncoder> load_text_encoder(const fs::path& dir, DeviceId device,
-                                                         DType dtype, uint64_t& bytes) {
+// `checkpoint_prefix`: where a single-file checkpoint keeps these names (LoRA keys).
+std::shared_ptr<const ClipTextEncoder> load_text_encoder(
+    const fs::path& dir, DeviceId device, DType dtype, uint64_t& bytes,
+    const std::string& checkpoint_prefix,
+    std::shared_ptr<const NetworkSource<ClipTextEncoder>>& source) {
   const json config = read_json(dir / "config.json");
   const Weights w = clip_text_weights_from_hf(open_part(dir, "model"), device, dtype);
   const ClipTextConfig c =
       ClipTextConfig::detect(w, config.value("num_attention_heads", 0), activation(config, dir));
   bytes += weights_bytes(w, dtype);
-  return std::make_shared<const ClipTextEncoder>(ClipTextEncoder::load(w, c));
+  return build_with_source<ClipTextEncoder>(
+      w, checkpoint_prefix,
+      [c](const Weights& w) {
+        return std::make_shared<const ClipTextEncoder>(ClipTextEncoder::load(w, c));
+      },
+      source);
 }
 
 // CLIPTextModelWithProjection → OpenCLIP bigG with its projection.
@@ -107,13 +115,15 @@ ModelFamily diffusers_folder_family(const std::string& path) {
   const fs::path dir(path);
   const json index = read_json(dir / "model_index.json");
   const std::string cls = index.value("_class_name", "");
-  if (cls == "StableDiffusionPipeline" || cls == "StableDiffusionImg2ImgPipeline") {
+  // The inpainting pipelines hold the same parts (their UNet takes 9 channels).
+  if (cls == "StableDiffusionPipeline" || cls == "StableDiffusionImg2ImgPipeline" ||
+      cls == "StableDiffusionInpaintPipeline") {
     // SD 2.x's text encoder is OpenCLIP ViT-H in transformers' layout: erf GELU.
     const json te = read_json(dir / "text_encoder" / "config.json");
     return te.value("hidden_act", "quick_gelu") == "gelu" ? ModelFamily::Sd2 : ModelFamily::Sd15;
   }
   if (cls == "StableDiffusionXLPipeline") return ModelFamily::Sdxl;
-  if (cls == "StableDiffusionXLImg2ImgPipeline")
+  if (cls == "StableDiffusionXLImg2ImgPipeline" || cls == "StableDiffusionXLInpaintPipeline")
     return has_part(index, dir, "text_encoder") ? ModelFamily::Sdxl : ModelFamily::SdxlRefiner;
   fail("diffusers", path, ": model_index.json's _class_name '", cls,
        "' is not an SD 1.x / 2.x / SDXL pipeline");
@@ -136,7 +146,8 @@ LoadedCheckpoint load_diffusers_folder(const std::string& path,
     out.clip.tokenizer = std::move(tokenizer);
   switch (family) {
     case ModelFamily::Sd15:
-      out.clip.encoder = load_text_encoder(dir / "text_encoder", device, dtype, bytes);
+      out.clip.encoder = load_text_encoder(dir / "text_encoder", device, dtype, bytes,
+                                           kSd15ClipPrefix, out.clip.encoder_source);
       out.clip.clip_skip = 1;
       break;
     case ModelFamily::Sd2:
@@ -145,7 +156,10 @@ LoadedCheckpoint load_diffusers_folder(const std::string& path,
       // pins it yet.
       fail("diffusers", path, ": SD 2.x diffusers folders are not supported yet");
     case ModelFamily::Sdxl:
-      out.clip.encoder = load_text_encoder(dir / "text_encoder", device, dtype, bytes);
+      // (text_encoder_2 keeps transformers' names, which LoRA keys for bigG do not name:
+      // no NetworkSource, so LoRAs patch CLIP-L and the UNet only)
+      out.clip.encoder = load_text_encoder(dir / "text_encoder", device, dtype, bytes,
+                                           kSdxlClipLPrefix, out.clip.encoder_source);
       out.clip.open_clip = load_text_encoder_2(dir / "text_encoder_2", device, dtype, bytes);
       out.clip.clip_skip = 2;
       break;

@@ -5,8 +5,10 @@
 #pragma once
 
 #include <algorithm>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "models/clip_text.h"
 #include "models/unet.h"
@@ -19,9 +21,28 @@
 
 namespace darkroom {
 class UNetRunner;
-}
+class LoraFile;
+}  // namespace darkroom
 
 namespace darkroom::pipeline {
+
+// How a loaded network can be built again with some of its tensors replaced (LoRA,
+// lora_apply.h): the weights it was built from, which remember() every tensor they
+// handed out, so a rebuild shares all the tensors it does not replace; the prefix a
+// single-file checkpoint gives these names (what LoRA keys are matched against; for a
+// diffusers folder the ldm/sgm equivalent); and the build step with its configuration.
+template <class Net>
+struct NetworkSource {
+  Weights weights;
+  std::string checkpoint_prefix;
+  std::function<std::shared_ptr<const Net>(const Weights&)> build;
+};
+
+// One LoRA of a stack and the strength it is applied with.
+struct LoraUse {
+  std::shared_ptr<const LoraFile> file;
+  float strength = 1.0f;
+};
 
 // ModelSamplingDiscrete's choices: what the network predicts and its sigma table.
 struct ModelSampling {
@@ -46,6 +67,10 @@ struct ModelHandle {
   float latent_scale = 0.18215f;
   std::string latent_format = "sd15";  // for latent previews: "sd15" or "sdxl"
   std::string source;                  // the file it came from, for messages
+  // What `unet` was built from (null: it cannot take LoRAs), and the LoRAs merged into
+  // it, in the order applied (empty: the checkpoint's own UNet).
+  std::shared_ptr<const NetworkSource<UNet>> unet_source;
+  std::vector<LoraUse> loras;
 };
 
 // CLIP: tokenizer + text encoders, and CLIPSetLastLayer's choice. Which encoders a family
@@ -65,6 +90,10 @@ struct ClipHandle {
   // vectors under the key "clip_l", bigG's "clip_g", ViT-H's "clip_h" (files with one
   // tensor serve any); null: the name stays plain text. See with_embedding_folders().
   std::shared_ptr<const text::EmbeddingDirectory> embeddings, open_clip_embeddings;
+  // What `encoder` / `open_clip` were built from (null: no LoRA on that encoder), and the
+  // LoRAs merged into them.
+  std::shared_ptr<const NetworkSource<ClipTextEncoder>> encoder_source, open_clip_source;
+  std::vector<LoraUse> loras;
   // The most layers any of the encoders has (CLIPSetLastLayer's range).
   int layers() const {
     int n = 0;

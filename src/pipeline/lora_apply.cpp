@@ -1,0 +1,78 @@
+#include "pipeline/lora_apply.h"
+
+#include <utility>
+
+#include "core/error.h"
+#include "models/lora.h"
+#include "pipeline/checkpoint_parts.h"
+
+namespace darkroom::pipeline {
+namespace {
+
+template <class Net>
+void add_shapes(const NetworkSource<Net>* src, std::map<std::string, Shape>& out) {
+  if (!src) return;
+  const size_t skip = src->weights.prefix().size();
+  for (const std::string& full : src->weights.available()) {
+    const std::string_view rel = std::string_view(full).substr(skip);
+    out.emplace(src->checkpoint_prefix + std::string(rel), src->weights.shape(rel));
+  }
+}
+
+// The source's network with `loras` merged: patched copies in the weights' dtype under
+// the source's own names, every other tensor shared with the base network.
+template <class Net>
+std::shared_ptr<const Net> rebuild(const NetworkSource<Net>& src,
+                                   const std::vector<LoraUse>& loras) {
+  std::vector<std::pair<const LoraFile*, float>> stack;
+  for (const LoraUse& l : loras) stack.emplace_back(l.file.get(), l.strength);
+  const std::string& own = src.weights.prefix();
+  const std::string& named = src.checkpoint_prefix;
+  auto base = [&](const std::string& name) -> Tensor {
+    if (name.compare(0, named.size(), named) != 0) return {};
+    return src.weights.stored(own + name.substr(named.size()));
+  };
+  std::map<std::string, Tensor> overrides;
+  for (auto& [name, t] : merged_weights(base, stack, src.weights.dtype()))
+    overrides.emplace(own + name.substr(named.size()), std::move(t));
+  return src.build(src.weights.with_overrides(std::move(overrides)));
+}
+
+}  // namespace
+
+std::map<std::string, Shape> lora_base_shapes(const ModelHandle* model, const ClipHandle* clip) {
+  std::map<std::string, Shape> out;
+  if (model) add_shapes(model->unet_source.get(), out);
+  if (clip) {
+    add_shapes(clip->encoder_source.get(), out);
+    add_shapes(clip->open_clip_source.get(), out);
+  }
+  return out;
+}
+
+std::vector<LoraUse> stack_of(const std::vector<LoraUse>& stack,
+                              std::shared_ptr<const LoraFile> file, float strength) {
+  std::vector<LoraUse> out = stack;
+  out.push_back({std::move(file), strength});
+  return out;
+}
+
+ModelHandle with_loras(const ModelHandle& model, std::vector<LoraUse> loras) {
+  DR_CHECK(model.unet_source, "lora", model.source,
+           ": this model was not loaded from a checkpoint that LoRAs can patch");
+  ModelHandle out = model;
+  out.unet = rebuild(*model.unet_source, loras);
+  attach_runner(out);
+  out.loras = std::move(loras);
+  return out;
+}
+
+ClipHandle with_loras(const ClipHandle& clip, std::vector<LoraUse> loras) {
+  ClipHandle out = clip;
+  if (clip.encoder_source) out.encoder = rebuild(*clip.encoder_source, loras);
+  if (clip.open_clip_source) out.open_clip = rebuild(*clip.open_clip_source, loras);
+  out.loras = std::move(loras);
+  return out;
+}
+
+}  // namespace darkroom::pipeline

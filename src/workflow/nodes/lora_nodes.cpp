@@ -1,0 +1,108 @@
+// LoRA nodes (nodes.py): LoraLoader and LoraLoaderModelOnly. A LoRA file is read once per
+// (file, base model) and kept in the model cache; each node returns a MODEL / CLIP with
+// the LoRA stacked on whatever LoRAs its input already carries, rebuilt from the base
+// checkpoint's weights (pipeline/lora_apply.h), so chained loaders stack and a different
+// set is another rebuild, never a checkpoint reload.
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "core/log.h"
+#include "models/lora.h"
+#include "pipeline/lora_apply.h"
+#include "pipeline/model_cache.h"
+#include "workflow/node.h"
+
+namespace darkroom::workflow {
+namespace {
+
+const json kStrength = {{"default", 1.0}, {"min", -100.0}, {"max", 100.0}, {"step", 0.01}};
+
+json strength_spec(const char* tooltip) {
+  json j = kStrength;
+  j["tooltip"] = tooltip;
+  return j;
+}
+
+// The LoRA `name` from the loras folder, its modules matched to the model's (and clip's)
+// tensors; keys that patch nothing are logged, as ComfyUI's "lora key not loaded".
+std::shared_ptr<const LoraFile> open_lora(const std::string& name, NodeContext& ctx,
+                                          const pipeline::ModelHandle& model,
+                                          const pipeline::ClipHandle* clip) {
+  const std::optional<std::string> path = ctx.paths.find("loras", name);
+  DR_CHECK(path.has_value(), "workflow", "Model in folder 'loras' with filename '", name,
+           "' not found.");
+  const std::string key = "lora:" + *path + ":" + model.source + (clip ? ":clip" : "");
+  return ctx.models.get_or_load<LoraFile>(
+      key, [&]() -> std::pair<std::shared_ptr<const LoraFile>, uint64_t> {
+        auto file = std::make_shared<const LoraFile>(
+            LoraFile::open(*path, pipeline::lora_base_shapes(&model, clip)));
+        for (const std::string& k : file->unmatched())
+          DR_LOG(Warn) << "lora key not loaded: " << k << " (" << name << ")";
+        uint64_t bytes = 0;
+        for (const LoraPatch& p : file->patches())
+          for (const auto& [part, t] : p.parts) bytes += t.nbytes();
+        return {file, bytes};
+      });
+}
+
+const NodeRegistrar kLoraLoader(
+    {.class_name = "LoraLoader",
+     .display_name = "Load LoRA",
+     .category = "loaders",
+     .description = "LoRAs are used to modify diffusion and CLIP models, altering the way in which "
+                    "latents are denoised such as applying styles. Multiple LoRA nodes can be "
+                    "linked together.",
+     .required = {link_input("model", "MODEL",
+                             {{"tooltip", "The diffusion model the LoRA will be applied to."}}),
+                  link_input("clip", "CLIP",
+                             {{"tooltip", "The CLIP model the LoRA will be applied to."}}),
+                  folder_combo_input("lora_name", "loras", {{"tooltip", "The name of the LoRA."}}),
+                  float_input("strength_model",
+                              strength_spec("How strongly to modify the diffusion model. This "
+                                            "value can be negative.")),
+                  float_input("strength_clip",
+                              strength_spec("How strongly to modify the CLIP model. This value "
+                                            "can be negative."))},
+     .outputs = {{"MODEL", "MODEL", false, "The modified diffusion model."},
+                 {"CLIP", "CLIP", false, "The modified CLIP model."}},
+     .run = [](const NodeInputs& in, NodeContext& ctx) -> NodeResult {
+       const pipeline::ModelHandle& model = in.model("model");
+       const pipeline::ClipHandle& clip = in.clip("clip");
+       const auto sm = static_cast<float>(in.get_float("strength_model"));
+       const auto sc = static_cast<float>(in.get_float("strength_clip"));
+       if (sm == 0.0f && sc == 0.0f) return {{in.get("model"), in.get("clip")}};
+       const auto lora = open_lora(in.get_string("lora_name"), ctx, model, &clip);
+       Value m = sm == 0.0f
+                     ? in.get("model")
+                     : Value::of("MODEL", pipeline::with_loras(
+                                              model, pipeline::stack_of(model.loras, lora, sm)));
+       Value c = sc == 0.0f
+                     ? in.get("clip")
+                     : Value::of("CLIP", pipeline::with_loras(
+                                             clip, pipeline::stack_of(clip.loras, lora, sc)));
+       return {{std::move(m), std::move(c)}};
+     }});
+
+const NodeRegistrar kLoraLoaderModelOnly(
+    {.class_name = "LoraLoaderModelOnly",
+     .display_name = "LoraLoaderModelOnly",
+     .category = "loaders",
+     .description = "LoRAs are used to modify diffusion and CLIP models, altering the way in which "
+                    "latents are denoised such as applying styles. Multiple LoRA nodes can be "
+                    "linked together.",
+     .required = {link_input("model", "MODEL"), folder_combo_input("lora_name", "loras"),
+                  float_input("strength_model", kStrength)},
+     .outputs = {{"MODEL", "MODEL"}},
+     .run = [](const NodeInputs& in, NodeContext& ctx) -> NodeResult {
+       const pipeline::ModelHandle& model = in.model("model");
+       const auto sm = static_cast<float>(in.get_float("strength_model"));
+       if (sm == 0.0f) return {{in.get("model")}};
+       const auto lora = open_lora(in.get_string("lora_name"), ctx, model, nullptr);
+       return {{Value::of("MODEL",
+                          pipeline::with_loras(model, pipeline::stack_of(model.loras, lora, sm)))}};
+     }});
+
+}  // namespace
+}  // namespace darkroom::workflow
