@@ -14,6 +14,7 @@ APT_PACKAGES=(
   libsqlite3-dev         # the durable job queue
   libjpeg62-turbo-dev libwebp-dev libpng-dev  # image codecs (LoadImage, previews, SaveImage)
   libyaml-cpp-dev        # extra_model_paths.yaml
+  libopencv-imgproc-dev  # the Canny node (cv::Canny)
   libssl-dev             # optional TLS for the server
   chromium               # the frontend's browser test (driven by playwright)
   python3 python3-pip

@@ -264,6 +264,7 @@ fi
 NVCC="$(command -v nvcc || true)"
 run_step configure 300 cmake -S "$ROOT" -B "$BUILD_DIR" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release \
   -DDARKROOM_CUDA=ON -DDARKROOM_CUDA_ARCHS="$CUDA_ARCHS" "${CUDNN_ARGS[@]}" \
+  -DDARKROOM_OPENCV=OFF \
   ${NVCC:+-DCMAKE_CUDA_COMPILER="$NVCC"} \
   -DOpenCL_INCLUDE_DIR="$OCL_INC" -DOpenCL_LIBRARY="$LIBDIR/libOpenCL.so.1"
 if [[ $FAILED -ne 0 ]]; then exit 1; fi

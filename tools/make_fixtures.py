@@ -34,11 +34,32 @@ GENERATORS = {
     # SDXL, SDXL refiner and SD 2.x v-prediction runs: transformers CLIP / OpenCLIP-shaped
     # text models, diffusers UNets (text_time), k-diffusion samplers
     "sdxl_pipeline": TOOLS / "fixtures" / "sdxl_pipeline.py",
+    # torch.save copies of sdxl_pipeline's tiny SDXL and SD 2.x checkpoints (after it)
+    "family_ckpt": TOOLS / "fixtures" / "family_ckpt.py",
     # the same tiny SDXL as a diffusers folder (model_index.json, unet/, text_encoder{,_2}/)
     "sdxl_diffusers_folders": TOOLS / "fixtures" / "sdxl_diffusers_folders.py",
+    # textual-inversion embeddings on the tiny SDXL: transformers CLIP-L / bigG-shaped models
+    # with the file's clip_l / clip_g vectors as extra token-table rows
+    "sdxl_embeddings": TOOLS / "fixtures" / "sdxl_embeddings.py",
+    # the tiny SD 2.x as diffusers' conversion writes it (text_encoder without the last layer)
+    "sd2_diffusers_folder": TOOLS / "fixtures" / "sd2_diffusers_folder.py",
     # LoRA files: diffusers + PEFT (fused weights, kohya names checked by diffusers' reader),
     # LoHa / LoKr / LoCon-Tucker from ComfyUI's formulas transcribed in torch
     "lora": TOOLS / "fixtures" / "lora.py",
+    # LoraLoader / LoraLoaderModelOnly goldens: LoRA stacks fused by diffusers + PEFT into
+    # pipeline_golden's tiny SD 1.5, 4 k-diffusion euler steps
+    "lora_pipeline": TOOLS / "fixtures" / "lora_pipeline.py",
+    # inpainting: a 9-channel tiny SD 1.5 UNet (diffusers), ComfyUI's VAEEncodeForInpaint,
+    # InpaintModelConditioning, concat_cond and KSamplerX0Inpaint transcribed, k-diffusion
+    "inpaint": TOOLS / "fixtures" / "inpaint.py",
+    # ControlNets: diffusers ControlNetModel (SD 1.5 / SDXL layouts), ldm files checked by
+    # diffusers' from_single_file, UNet2DConditionModel with the residuals
+    "controlnet": TOOLS / "fixtures" / "controlnet.py",
+    # ControlNet sampling goldens: k-diffusion euler around diffusers' ControlNetModel +
+    # UNet2DConditionModel with ComfyUI's strength / range / chain rules (after "controlnet")
+    "controlnet_pipeline": TOOLS / "fixtures" / "controlnet_pipeline.py",
+    # the Canny node: opencv-python's Canny (kornia's and skimage's as sanity bounds)
+    "canny": TOOLS / "fixtures" / "canny.py",
 }
 
 

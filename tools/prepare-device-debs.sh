@@ -4,7 +4,10 @@
 # and ninja but none of our libraries and no network. Pass `.device-debs` in the device
 # tool's `carry` list. (~32 MB: libicu-dev is repacked without its static libraries, 42 MB
 # of .a files the shared build never links, so that the carry, the working tree and the
-# other carried folders stay under the device tool's 64 MiB.)
+# other carried folders stay under the device tool's 64 MiB.) OpenCV is not carried: its
+# core and imgproc .debs with TBB are 6.3 MB and what libopencv_core links besides (GLX
+# and X11, LAPACK/BLAS, gfortran) 4.7 MB more, for one CPU-only node, so device-check.sh
+# builds with DARKROOM_OPENCV=OFF (no Canny node there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .device-debs

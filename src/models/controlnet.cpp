@@ -1,17 +1,204 @@
-// PLACEHOLDER (lead, 2026-11-26): replaced by the ControlNet implementation this session.
+// ControlNet::load and ControlNet::forward: cldm.ControlNet from the UNet's blocks
+// (unet_blocks.h), its hint block and its zero convs.
 #include "models/controlnet.h"
 
-namespace darkroom {
+#include <string>
+#include <vector>
 
-ControlNet ControlNet::load(const Weights&) {
-  DR_CHECK(false, "controlnet", "ControlNet loading is not implemented yet");
-  return {};
+namespace darkroom {
+namespace {
+
+const char* kOp = "controlnet";
+
+std::string block(const char* list, int i, int j) {
+  return std::string(list) + "." + std::to_string(i) + "." + std::to_string(j) + ".";
 }
 
-ControlResiduals ControlNet::forward(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                                     const Tensor&) const {
-  DR_CHECK(false, "controlnet", "ControlNet is not implemented yet");
-  return {};
+std::string hint_conv(size_t k) {
+  return "input_hint_block." + std::to_string(2 * k);
+}
+
+Tensor as(const Tensor& t, DType dtype, DeviceId device) {
+  Tensor r = t.dtype() == dtype ? t : ops::cast(t, dtype);
+  return ops::to_device(r, device);
+}
+
+// [B, h, w, C] → its mean over h and w, repeated over them: [B, h, w, C].
+Tensor spatial_mean(const Tensor& x) {
+  const int64_t b = x.dim(0), h = x.dim(1), w = x.dim(2), c = x.dim(3);
+  const Tensor per_channel = ops::permute(x, {0, 3, 1, 2}).reshape({b, c, h * w});
+  const Tensor ones = Tensor::from_floats(
+      std::vector<float>(static_cast<size_t>(h * w), 1.0f / static_cast<float>(h * w)), {1, h * w},
+      x.dtype());
+  const Tensor mean = ops::linear(per_channel, ops::to_device(ones, x.device()));  // [B, C, 1]
+  const Tensor zeros = ops::to_device(Tensor::zeros(x.shape(), x.dtype()), x.device());
+  return ops::add(zeros, mean.reshape({b, 1, 1, c}));
+}
+
+}  // namespace
+
+UNetConfig ControlNet::detect_config(const Weights& w) {
+  for (const char* name : {"input_hint_block.0.weight", "zero_convs.0.0.weight",
+                           "middle_block_out.0.weight", "time_embed.0.weight"}) {
+    DR_CHECK(w.has(name), kOp, "no ControlNet under '", w.prefix(), "' (", name, " is missing)");
+  }
+  return UNetConfig::detect_encoder(w);
+}
+
+ControlNet ControlNet::load(const Weights& w) {
+  return load(w, detect_config(w));
+}
+
+ControlNet ControlNet::load(const Weights& w, const UNetConfig& cfg) {
+  DR_CHECK(cfg.levels() >= 1 && static_cast<int>(cfg.transformer_depth.size()) == cfg.levels(), kOp,
+           "channel_mult and transformer_depth need one entry per level");
+  ControlNet n;
+  n.config_ = cfg;
+  n.dtype_ = w.dtype();
+  n.device_ = w.device();
+  const int64_t mc = cfg.model_channels, emb_dim = 4 * mc;
+  auto attention = [&](const std::string& prefix, int64_t ch, int depth) {
+    return unet::SpatialTransformer::load(w.sub(prefix), ch, cfg.context_dim, cfg.heads_for(ch),
+                                          depth, cfg.linear_proj, cfg.groups);
+  };
+
+  n.time_embed0_ = layers::Linear::load(w, "time_embed.0", mc, emb_dim);
+  n.time_embed2_ = layers::Linear::load(w, "time_embed.2", emb_dim, emb_dim);
+  if (cfg.adm_in_channels > 0) {
+    n.label_emb0_ = layers::Linear::load(w, "label_emb.0.0", cfg.adm_in_channels, emb_dim);
+    n.label_emb2_ = layers::Linear::load(w, "label_emb.0.2", emb_dim, emb_dim);
+  }
+
+  // input_hint_block: 3×3 convs at even indices; the first and last at stride 1, those
+  // between alternating 1, 2 (ldm: 16→16, 16→32 s2, 32→32, 32→96 s2, ...).
+  size_t count = 0;
+  while (w.has(hint_conv(count) + ".weight")) ++count;
+  DR_CHECK(count >= 2 && count % 2 == 0, kOp, "input_hint_block has ", count,
+           " convs; expected an even number (8 in released ControlNets)");
+  const Shape first = w.shape(hint_conv(0) + ".weight");  // [16, hint_ch, 3, 3]
+  DR_CHECK(first.ndim() == 4 && first[0] > 0 && first[1] > 0, kOp,
+           "input_hint_block.0.weight has shape ", first, ", expected [C, hint_channels, 3, 3]");
+  n.hint_channels_ = static_cast<int>(first[1]);
+  n.hint_factor_ = 1;
+  int64_t ch = first[1];
+  for (size_t k = 0; k < count; ++k) {
+    const bool last = k + 1 == count;
+    const Shape s = w.shape(hint_conv(k) + ".weight");  // [out, in, 3, 3]
+    DR_CHECK(s.ndim() == 4 && s[0] > 0, kOp, hint_conv(k), ".weight has shape ", s);
+    const int64_t out = last ? mc : s[0];
+    const int stride = (k >= 1 && !last && k % 2 == 0) ? 2 : 1;
+    n.hint_factor_ *= stride;
+    n.hint_convs_.push_back(layers::Conv2d::load(w, hint_conv(k), ch, out, 3, stride, 1));
+    ch = out;
+  }
+  DR_CHECK(n.hint_factor_ == 8, kOp, "input_hint_block downsamples by ", n.hint_factor_,
+           "; ControlNets take the hint at 8× the latent");
+
+  n.conv_in_ = layers::Conv2d::load(w, "input_blocks.0.0", cfg.in_channels, mc, 3);
+  auto zero_conv = [&](int i, int64_t channels) {
+    n.zero_convs_.push_back(unet::load_projection(w, "zero_convs." + std::to_string(i) + ".0",
+                                                  channels, channels, /*conv1x1=*/true));
+  };
+  zero_conv(0, mc);
+
+  // The UNet's input blocks (unet.cpp), each followed by its zero conv.
+  ch = mc;
+  int idx = 1;
+  for (int level = 0; level < cfg.levels(); ++level) {
+    const int64_t width = mc * cfg.channel_mult[level];
+    for (int r = 0; r < cfg.num_res_blocks; ++r, ++idx) {
+      Stage s;
+      s.res = unet::ResBlock::load(w.sub(block("input_blocks", idx, 0)), ch, width, emb_dim,
+                                   cfg.groups);
+      ch = width;
+      if (cfg.transformer_depth[level] > 0)
+        s.attn = attention(block("input_blocks", idx, 1), ch, cfg.transformer_depth[level]);
+      n.input_blocks_.push_back(std::move(s));
+      zero_conv(idx, ch);
+    }
+    if (level + 1 < cfg.levels()) {
+      Stage s;
+      s.down = unet::Downsample::load(w.sub(block("input_blocks", idx, 0)), ch);
+      n.input_blocks_.push_back(std::move(s));
+      zero_conv(idx, ch);
+      ++idx;
+    }
+  }
+  DR_CHECK(!w.has("zero_convs." + std::to_string(idx) + ".0.weight"), kOp, "zero_convs.", idx,
+           " is present but there are only ", idx, " input blocks");
+
+  n.middle_res1_ = unet::ResBlock::load(w.sub("middle_block.0."), ch, ch, emb_dim, cfg.groups);
+  n.middle_attn_ = attention("middle_block.1.", ch, cfg.transformer_depth_middle);
+  n.middle_res2_ = unet::ResBlock::load(w.sub("middle_block.2."), ch, ch, emb_dim, cfg.groups);
+  n.middle_out_ = unet::load_projection(w, "middle_block_out.0", ch, ch, /*conv1x1=*/true);
+  return n;
+}
+
+ControlResiduals ControlNet::forward(const Tensor& x_in, const Tensor& hint_in,
+                                     const Tensor& timesteps, const Tensor& context_in,
+                                     const Tensor& y_in) const {
+  const UNetConfig& c = config_;
+  DR_CHECK(x_in.ndim() == 4 && x_in.dim(3) == c.in_channels && x_in.dim(1) >= 1 && x_in.dim(2) >= 1,
+           kOp, "x has shape ", x_in.shape(), ", expected [B, h, w, ", c.in_channels, "]");
+  const int64_t b = x_in.dim(0), h = x_in.dim(1), wd = x_in.dim(2);
+  DR_CHECK(hint_in.ndim() == 4 && hint_in.dim(0) == b && hint_in.dim(1) == h * hint_factor_ &&
+               hint_in.dim(2) == wd * hint_factor_ && hint_in.dim(3) == hint_channels_,
+           kOp, "hint has shape ", hint_in.shape(), ", expected [", b, ", ", h * hint_factor_, ", ",
+           wd * hint_factor_, ", ", hint_channels_, "] for x ", x_in.shape());
+  DR_CHECK(timesteps.ndim() == 1 && timesteps.dim(0) == b && timesteps.dtype() == DType::F32, kOp,
+           "timesteps must be f32 [", b, "], got ", dtype_name(timesteps.dtype()), " ",
+           timesteps.shape());
+  DR_CHECK(context_in.ndim() == 3 && context_in.dim(0) == b && context_in.dim(2) == c.context_dim,
+           kOp, "context has shape ", context_in.shape(), ", expected [", b, ", T, ", c.context_dim,
+           "]");
+  DR_CHECK((c.adm_in_channels > 0) == y_in.defined(), kOp,
+           c.adm_in_channels > 0 ? "this ControlNet needs the vector y [B, adm]"
+                                 : "this ControlNet takes no vector y");
+
+  const Tensor x = as(x_in, dtype_, device_);              // [B, h, w, in]
+  const Tensor context = as(context_in, dtype_, device_);  // [B, T, ctx]
+
+  // Time embedding as the UNet's (cos first), then label_emb (cldm adds it after the
+  // hint block, which does not read emb).
+  const Tensor t = ops::to_device(timesteps, device_);
+  const Tensor t_freq = ops::timestep_embedding(t, static_cast<int>(c.model_channels),
+                                                /*flip_sin_to_cos=*/true, 0.0f, 10000.0f,
+                                                dtype_);       // [B, mc]
+  Tensor emb = time_embed2_(ops::silu(time_embed0_(t_freq)));  // [B, 4mc]
+  if (label_emb0_) {
+    DR_CHECK(y_in.ndim() == 2 && y_in.dim(0) == b && y_in.dim(1) == c.adm_in_channels, kOp,
+             "y has shape ", y_in.shape(), ", expected [", b, ", ", c.adm_in_channels, "]");
+    const Tensor y = as(y_in, dtype_, device_);
+    emb = ops::add(emb, (*label_emb2_)(ops::silu((*label_emb0_)(y))));  // [B, 4mc]
+  }
+  const Tensor emb_silu = ops::silu(emb);  // [B, 4mc], the SiLU every emb_layers starts with
+
+  // guided hint: [B, 8h, 8w, hint_ch] → 16 → ... → 256 (three stride-2 convs) → [B, h, w, mc]
+  Tensor g = as(hint_in, dtype_, device_);
+  for (size_t k = 0; k < hint_convs_.size(); ++k) {
+    g = hint_convs_[k](g);
+    if (k + 1 < hint_convs_.size()) g = ops::silu(g);
+  }
+
+  ControlResiduals out;
+  Tensor hs = ops::add(conv_in_(x), g);  // [B, h, w, mc]
+  out.skips.push_back(zero_convs_[0](hs));
+  for (size_t i = 0; i < input_blocks_.size(); ++i) {
+    const Stage& s = input_blocks_[i];
+    if (s.res) hs = (*s.res)(hs, emb_silu);   // [B, h/f, w/f, C]
+    if (s.attn) hs = (*s.attn)(hs, context);  // [B, h/f, w/f, C]
+    if (s.down) hs = (*s.down)(hs);           // [B, ceil(h/2f), ceil(w/2f), C]
+    out.skips.push_back(zero_convs_[i + 1](hs));
+  }
+  hs = middle_res1_(hs, emb_silu);
+  hs = middle_attn_(hs, context);
+  hs = middle_res2_(hs, emb_silu);  // [B, h/F, w/F, C]
+  out.middle = middle_out_(hs);
+  if (global_average_pooling_) {
+    for (Tensor& r : out.skips) r = spatial_mean(r);
+    out.middle = spatial_mean(out.middle);
+  }
+  return out;
 }
 
 }  // namespace darkroom

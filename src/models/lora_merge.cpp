@@ -221,6 +221,10 @@ std::map<std::string, Tensor> merged_weights(
       if (it == targets.end()) {
         Tensor t = base_tensor(p.target.name);
         if (!t.defined()) continue;  // e.g. a CLIP patch on a UNet-only file
+        // The row loop reads f32, f16 and bf16; other stored dtypes (fp8, f64) are
+        // decoded whole first.
+        if (t.dtype() != DType::F32 && t.dtype() != DType::F16 && t.dtype() != DType::BF16)
+          t = as_f32(t);
         Shape rows = t.shape();
         if (p.target.row_end > 0) rows[0] = p.target.row_end - p.target.row_begin;
         DR_CHECK(rows == p.shape && t.dim(0) >= p.target.row_end, kOp, p.target.name, " is ",

@@ -49,6 +49,9 @@ struct UNetConfig {
   // depths, context width, projection kind, label_emb. Heads follow ldm's configs: a
   // 768-wide context (SD 1.x) gets 8 heads, any other (SD 2, SDXL) 64-wide heads.
   static UNetConfig detect(const Weights& w);
+  // The same from the input side alone (time_embed, label_emb, input_blocks, middle_block),
+  // for networks without output blocks (ControlNet); out_channels is left = in_channels.
+  static UNetConfig detect_encoder(const Weights& w);
   // The published architectures: SD 1.x (the defaults above) and SDXL 1.0 base (320
   // channels, mult 1, 2, 4, depths 0/2/10 and 10 in the middle, 2048-wide context,
   // linear projections, label_emb from 2816, 64-wide heads).

@@ -37,13 +37,23 @@ int UNetConfig::heads_for(int64_t channels) const {
 }
 
 UNetConfig UNetConfig::detect(const Weights& w) {
-  UNetConfig c;
   DR_CHECK(w.has("input_blocks.0.0.weight") && w.has("out.2.weight"), kOp, "no UNet under '",
            w.prefix(), "' (input_blocks.0.0.weight or out.2.weight is missing)");
+  UNetConfig c = detect_encoder(w);
+  c.out_channels = static_cast<int>(shape_of(w, "out.2.bias")[0]);
+  return c;
+}
+
+UNetConfig UNetConfig::detect_encoder(const Weights& w) {
+  UNetConfig c;
+  DR_CHECK(w.has("input_blocks.0.0.weight"), kOp, "no UNet input blocks under '", w.prefix(),
+           "' (input_blocks.0.0.weight is missing)");
   const Shape conv_in = shape_of(w, "input_blocks.0.0.weight");  // [mc, in, 3, 3]
+  DR_CHECK(conv_in.ndim() == 4 && conv_in[0] > 0 && conv_in[1] > 0, kOp,
+           "input_blocks.0.0.weight has shape ", conv_in, ", expected [mc, in, 3, 3]");
   c.model_channels = static_cast<int>(conv_in[0]);
   c.in_channels = static_cast<int>(conv_in[1]);
-  c.out_channels = static_cast<int>(shape_of(w, "out.2.bias")[0]);
+  c.out_channels = c.in_channels;  // no output blocks to read it from
 
   // Walk input_blocks 1, 2, ...: ResBlocks (with an optional SpatialTransformer) until a
   // Downsample ("op") closes the level; the last level has none.

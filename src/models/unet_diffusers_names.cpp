@@ -37,7 +37,7 @@ struct Layout {
   std::set<int> up_with_attn;  // up_blocks.I that have attentions
 };
 
-Layout layout_of(const std::vector<std::string>& names) {
+Layout layout_of(const std::vector<std::string>& names, bool encoder_only) {
   Layout l;
   int down_resnets = 0, up_resnets = 0;
   for (const std::string& n : names) {
@@ -50,6 +50,13 @@ Layout layout_of(const std::vector<std::string>& names) {
       up_resnets = std::max(up_resnets, j + 1);
     if (p[0] == "up_blocks" && block >= 0 && p[2] == "attentions") l.up_with_attn.insert(block);
   }
+  if (encoder_only) {
+    DR_CHECK(down_resnets > 0 && up_resnets == 0 && l.up_with_attn.empty(), kOp,
+             "not the input side of a diffusers UNet: down_blocks.0 has ", down_resnets,
+             " resnets and up_blocks.0 ", up_resnets, " (expected L > 0 and none)");
+    l.down_stride = down_resnets + 1;
+    return l;
+  }
   DR_CHECK(down_resnets > 0 && up_resnets == down_resnets + 1, kOp,
            "not a diffusers UNet: down_blocks.0 has ", down_resnets, " resnets and up_blocks.0 ",
            up_resnets, " (expected L and L+1)");
@@ -58,7 +65,7 @@ Layout layout_of(const std::vector<std::string>& names) {
   return l;
 }
 
-std::string ldm_name(const std::string& name, const Layout& l) {
+std::string ldm_name(const std::string& name, const Layout& l, bool encoder_only) {
   const auto p = split_key(name);
   const std::string_view head = p[0];
   auto numbered = [](const char* list, int i, int j) {
@@ -72,6 +79,8 @@ std::string ldm_name(const std::string& name, const Layout& l) {
     if (p[1] == "linear_2") return base + std::string("2.") + std::string(p[2]);
     return bad();
   }
+  if (encoder_only && (head == "up_blocks" || head == "conv_norm_out" || head == "conv_out"))
+    return bad();
   if (p.size() == 2) {
     if (head == "conv_in") return "input_blocks.0.0." + std::string(p[1]);
     if (head == "conv_norm_out") return "out.0." + std::string(p[1]);
@@ -114,12 +123,12 @@ std::string ldm_name(const std::string& name, const Layout& l) {
 }  // namespace
 
 std::map<std::string, std::string> unet_ldm_names_from_diffusers(
-    const std::vector<std::string>& diffusers_names) {
-  const Layout layout = layout_of(diffusers_names);
+    const std::vector<std::string>& diffusers_names, bool encoder_only) {
+  const Layout layout = layout_of(diffusers_names, encoder_only);
   std::map<std::string, std::string> out;
   std::set<std::string> taken;
   for (const std::string& n : diffusers_names) {
-    std::string ldm = ldm_name(n, layout);
+    std::string ldm = ldm_name(n, layout, encoder_only);
     DR_CHECK(taken.insert(ldm).second, kOp, "two diffusers tensors map to '", ldm, "'");
     out.emplace(n, std::move(ldm));
   }

@@ -33,8 +33,10 @@ namespace darkroom {
 // For each diffusers name, its ldm name (without "model.diffusion_model."). L and which
 // up blocks have attention are read from the names themselves. Throws "[unet] ..." for
 // a name that is not part of a UNet2DConditionModel of this family.
+// encoder_only: the names hold no up_blocks, conv_norm_out or conv_out (a ControlNet's
+// copy of the UNet's time embedding, input and middle blocks); any of them is refused.
 std::map<std::string, std::string> unet_ldm_names_from_diffusers(
-    const std::vector<std::string>& diffusers_names);
+    const std::vector<std::string>& diffusers_names, bool encoder_only = false);
 
 // The tensors of a diffusers UNet file as Weights under ldm names (prefix ""), ready for
 // UNetConfig::detect and UNet::load.

@@ -96,14 +96,17 @@ std::shared_ptr<const ClipTextEncoder> load_clip_l(const CheckpointFile& file,
       source);
 }
 
-// ComfyUI's SD20.model_type: v-prediction when the first transformer of the last output
-// block has a norm1 bias whose (population) std is above 0.09. A file may say it outright.
+}  // namespace
+
 bool sd2_is_v_prediction(const CheckpointFile& file, const Weights& uw) {
   if (auto it = file.metadata().find("darkroom.prediction"); it != file.metadata().end()) {
     DR_CHECK(it->second == "v" || it->second == "eps", "checkpoint", file.path(),
              ": darkroom.prediction = '", it->second, "' (expected v or eps)");
     return it->second == "v";
   }
+  // SD 2.x inpainting UNets (9 input channels) are never v-prediction.
+  const std::string in = "input_blocks.0.0.weight";
+  if (!uw.has(in) || uw.shape(in).ndim() != 4 || uw.shape(in)[1] != 4) return false;
   const std::string k = "output_blocks.11.1.transformer_blocks.0.norm1.bias";
   if (!uw.has(k) || uw.shape(k)[0] == 0) return false;
   const std::vector<float> v = ops::cast(uw.get(k), DType::F32).to_floats();
@@ -113,8 +116,6 @@ bool sd2_is_v_prediction(const CheckpointFile& file, const Weights& uw) {
   for (float x : v) sq += (x - mean) * (x - mean);
   return std::sqrt(sq / static_cast<double>(v.size())) > 0.09;
 }
-
-}  // namespace
 
 void attach_runner(ModelHandle& model) {
   model.runner.reset();

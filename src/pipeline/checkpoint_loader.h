@@ -32,7 +32,13 @@
 #include "core/dtype.h"
 #include "pipeline/model_handles.h"
 
+namespace darkroom {
+class Weights;
+}
+
 namespace darkroom::pipeline {
+
+class CheckpointFile;
 
 struct LoadedCheckpoint {
   ModelHandle model;
@@ -56,6 +62,13 @@ struct LoadedVae {
   uint64_t bytes = 0;
 };
 LoadedVae load_vae_file(const std::string& path, DType dtype, DeviceId device = kCpu);
+
+// Whether an SD 2.x checkpoint is v-prediction (`uw`: its UNet, at the
+// "model.diffusion_model." level). Metadata "darkroom.prediction" ("v" | "eps") decides when
+// present; else ComfyUI's SD20.model_type: a UNet of 4 input channels (inpainting ones never
+// are) whose output_blocks.11.1.transformer_blocks.0.norm1.bias has a population std above
+// 0.09 (torch.std(unbiased=False)).
+bool sd2_is_v_prediction(const CheckpointFile& file, const Weights& uw);
 
 // ComfyUI's ModelSamplingDiscrete: the SD sigma table, optionally rescaled to zero
 // terminal SNR (the last ᾱ set to 4.8973451890853435e-08 as ComfyUI does).

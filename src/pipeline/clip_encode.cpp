@@ -16,6 +16,18 @@ PromptEncodeOptions options_for(const ClipHandle& clip, const ClipTextEncoder& e
                                 bool open_clip) {
   PromptEncodeOptions o;
   o.clip_skip = clip.clip_skip;
+  if (open_clip && clip.open_clip_dropped_layers > 0) {
+    // ComfyUI's layer -k of the complete tower is the loaded one's -(k - dropped); -1 (and
+    // a k past the count, ComfyUI's "last") is a layer the files do not hold.
+    const int dropped = clip.open_clip_dropped_layers, held = enc.config().layers;
+    DR_CHECK(o.clip_skip > dropped && o.clip_skip <= held + dropped, "CLIPTextEncode",
+             "CLIPSetLastLayer ", -o.clip_skip,
+             " needs a text encoder layer this model lacks: its ", family_name(clip.family),
+             " text encoder (a diffusers folder's) holds ", held, " of the ", held + dropped,
+             " layers, without the last (stop_at_clip_layer -", dropped + 1, " to -",
+             held + dropped, " work)");
+    o.clip_skip -= dropped;
+  }
   if (open_clip) o.pad_token = kOpenClipPad;
   // layer_norm_hidden_state: SD 1.x and SD 2.x yes; SDXL's encoders (base and refiner) no,
   // except that a layer beyond the count is ComfyUI's "last", which is normed.

@@ -58,6 +58,9 @@ struct CondEntry {
   double end_percent = 1.0;
   // ControlNetApply / ControlNetApplyAdvanced: the last ControlNet of this entry's chain.
   std::shared_ptr<const ControlLink> control;
+  // ControlNetApply's: the sampler gives this chain to the negative too when the negative
+  // has none (control_to_uncond in control.h).
+  bool control_apply_to_uncond = false;
   // InpaintModelConditioning (inpainting models): the masked image's latent (the VAE's own
   // z, CPU f32 [N, h, w, C]) and the mask (CPU f32 [M, H', W'], any resolution).
   std::optional<Tensor> concat_latent_image;

@@ -80,7 +80,7 @@ std::optional<ControlResiduals> control_residuals(const ControlLink& last,
     if (sigma > schedule.percent_to_sigma(l->start_percent) ||
         sigma < schedule.percent_to_sigma(l->end_percent))
       continue;
-    const int f = 1 << (l->net->config().levels() - 1);
+    const int f = l->net->hint_factor();  // compression_ratio: 8
     DR_CHECK(l->hint.dim(3) == l->net->hint_channels(), "ControlNet", "the hint image has ",
              l->hint.dim(3), " channels; this ControlNet takes ", l->net->hint_channels());
     const Tensor hint =
@@ -110,6 +110,32 @@ std::optional<ControlResiduals> control_residuals(const ControlLink& last,
     sum->middle = add(sum->middle, r.middle);
   }
   return sum;
+}
+
+namespace {
+
+// "area" in ComfyUI's cond dict once areas are resolved: ConditioningSetArea(Percentage),
+// and a mask with set_cond_area "mask bounds".
+bool has_area(const CondEntry& e) {
+  return e.area || e.area_percent || (e.mask && e.mask_bounds);
+}
+
+}  // namespace
+
+Conditioning control_to_uncond(const Conditioning& positive, const Conditioning& negative) {
+  std::vector<std::shared_ptr<const ControlLink>> chains;
+  for (const CondEntry& e : positive)
+    if (e.control_apply_to_uncond && !has_area(e) && e.control) chains.push_back(e.control);
+  std::vector<size_t> targets;
+  for (size_t i = 0; i < negative.size(); ++i) {
+    if (has_area(negative[i])) continue;
+    if (negative[i].control) return negative;  // the negative has its own ControlNet
+    targets.push_back(i);
+  }
+  Conditioning out = negative;
+  if (targets.empty()) return out;  // (ComfyUI divides by zero here)
+  for (size_t x = 0; x < chains.size(); ++x) out[targets[x % targets.size()]].control = chains[x];
+  return out;
 }
 
 }  // namespace darkroom::pipeline

@@ -10,6 +10,7 @@
 
 #include "core/tensor.h"
 #include "models/controlnet.h"
+#include "pipeline/conditioning.h"
 #include "pipeline/model_handles.h"
 
 namespace darkroom::pipeline {
@@ -32,5 +33,12 @@ std::optional<ControlResiduals> control_residuals(const ControlLink& last,
                                                   const Tensor& x_in, const Tensor& timesteps,
                                                   const Tensor& context, const Tensor& y,
                                                   int entries);
+
+// comfy/samplers.py's apply_empty_x_to_equal_area for "control", as the sampler runs it
+// before sampling: when no negative entry without an area has a ControlNet, the chains of
+// the positive entries marked control_apply_to_uncond (ControlNetApply's) and without an
+// area go to the negative's entries without area and ControlNet, the i-th chain to the
+// (i mod n)-th of those n entries. The negative as it is otherwise.
+Conditioning control_to_uncond(const Conditioning& positive, const Conditioning& negative);
 
 }  // namespace darkroom::pipeline

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "core/error.h"
 #include "io/safetensors.h"
@@ -50,18 +51,24 @@ ClipActivation activation(const json& config, const fs::path& dir) {
   fail("diffusers", dir.string(), ": text encoder hidden_act '", act, "' is not CLIP's");
 }
 
-// CLIPTextModel (no projection) → CLIP-L, or ViT-H (SD 2.x's OpenCLIP text tower in
-// transformers' layout).
-// `checkpoint_prefix`: where a single-file checkpoint keeps these names (LoRA keys).
-std::shared_ptr<const ClipTextEncoder> load_text_encoder(
-    const fs::path& dir, DeviceId device, DType dtype, uint64_t& bytes,
-    const std::string& checkpoint_prefix,
-    std::shared_ptr<const NetworkSource<ClipTextEncoder>>& source) {
+// A CLIPTextModel (no projection): its weights and config.
+std::pair<Weights, ClipTextConfig> read_text_encoder(const fs::path& dir, DeviceId device,
+                                                     DType dtype, uint64_t& bytes) {
   const json config = read_json(dir / "config.json");
   const Weights w = clip_text_weights_from_hf(open_part(dir, "model"), device, dtype);
   const ClipTextConfig c =
       ClipTextConfig::detect(w, config.value("num_attention_heads", 0), activation(config, dir));
   bytes += weights_bytes(w, dtype);
+  return {w, c};
+}
+
+// CLIPTextModel → CLIP-L.
+// `checkpoint_prefix`: where a single-file checkpoint keeps these names (LoRA keys).
+std::shared_ptr<const ClipTextEncoder> load_text_encoder(
+    const fs::path& dir, DeviceId device, DType dtype, uint64_t& bytes,
+    const std::string& checkpoint_prefix,
+    std::shared_ptr<const NetworkSource<ClipTextEncoder>>& source) {
+  const auto [w, c] = read_text_encoder(dir, device, dtype, bytes);
   return build_with_source<ClipTextEncoder>(
       w, checkpoint_prefix,
       [c](const Weights& w) {
@@ -150,11 +157,21 @@ LoadedCheckpoint load_diffusers_folder(const std::string& path,
                                            kSd15ClipPrefix, out.clip.encoder_source);
       out.clip.clip_skip = 1;
       break;
-    case ModelFamily::Sd2:
-      // Which hidden layer is ComfyUI's "penultimate" depends on how the folder was made
-      // (diffusers' SD 2.x text_encoder is ViT-H without its last layer) and no test model
-      // pins it yet.
-      fail("diffusers", path, ": SD 2.x diffusers folders are not supported yet");
+    case ModelFamily::Sd2: {
+      // ViT-H in transformers' layout (CLIPTextModel, erf GELU). diffusers' conversion of an
+      // SD 2.x checkpoint leaves out the tower's last layer (resblocks.23: 23 of 24 layers),
+      // and its pipeline takes final_layer_norm(that 23rd layer), which is ComfyUI's SD 2.x
+      // default (sd2_clip.py: "penultimate" of 24, layer_norm_hidden_state). So clip_skip
+      // keeps ComfyUI's count (2 = penultimate) over a tower one layer short; a folder
+      // holding all 24 layers of ViT-H lacks none.
+      // (No NetworkSource: LoRAs patch the UNet only.)
+      const auto [w, c] = read_text_encoder(dir / "text_encoder", device, dtype, bytes);
+      out.clip.open_clip = std::make_shared<const ClipTextEncoder>(ClipTextEncoder::load(w, c));
+      constexpr int kVitHLayers = 24;
+      out.clip.open_clip_dropped_layers = c.layers == kVitHLayers ? 0 : 1;
+      out.clip.clip_skip = 2;
+      break;
+    }
     case ModelFamily::Sdxl:
       // (text_encoder_2 keeps transformers' names, which LoRA keys for bigG do not name:
       // no NetworkSource, so LoRAs patch CLIP-L and the UNet only)

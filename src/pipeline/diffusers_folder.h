@@ -3,7 +3,9 @@
 //
 //   model_index.json                 _class_name: StableDiffusionPipeline (SD 1.x, or SD 2.x
 //                                    when text_encoder's hidden_act is "gelu": OpenCLIP
-//                                    ViT-H; detected, but loading it is refused for now),
+//                                    ViT-H, which diffusers' conversion stores without its
+//                                    last layer: ComfyUI's default "penultimate" of 24 is
+//                                    the folder's last; CLIPSetLastLayer -1 is refused),
 //                                    StableDiffusionXLPipeline (SDXL),
 //                                    StableDiffusionXLImg2ImgPipeline (the refiner when it has
 //                                    no text_encoder, else SDXL)
@@ -11,7 +13,7 @@
 //                                    groups and heads from its config.json (norm_num_groups;
 //                                    attention_head_dim: a number = heads, a list = heads per
 //                                    level, i.e. a fixed head width)
-//   text_encoder/                    CLIPTextModel: CLIP-L (SD 1.x, SDXL)
+//   text_encoder/                    CLIPTextModel: CLIP-L (SD 1.x, SDXL), ViT-H (SD 2.x)
 //   text_encoder_2/                  CLIPTextModelWithProjection: bigG (SDXL, the refiner)
 //   vae/                             AutoencoderKL (vae_diffusers_names.h)
 //   scheduler/scheduler_config.json  prediction_type "v_prediction" → v, else eps

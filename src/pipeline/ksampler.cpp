@@ -4,6 +4,8 @@
 
 #include "core/error.h"
 #include "pipeline/cond_batch.h"
+#include "pipeline/control.h"
+#include "pipeline/inpaint.h"
 #include "pipeline/mask_ops.h"
 #include "sampling/cfg.h"
 #include "sampling/noise.h"
@@ -34,7 +36,9 @@ Latent ksample(const ModelHandle& model, const Conditioning& positive, const Con
            "expected a latent [N, h, w, C] in f32, got ", z.shape().str());
   DR_CHECK(model.unet && model.sampling.schedule, "KSampler", "the MODEL input holds no model");
   const int64_t n = z.dim(0), h = z.dim(1), w = z.dim(2), c = z.dim(3);
-  DR_CHECK(c == model.unet->config().in_channels, "KSampler", "the latent has ", c,
+  // An inpainting UNet takes concat_channels() more (inpaint.h); anything else is refused there.
+  const int extra_channels = concat_channels(model, c);
+  DR_CHECK(c + extra_channels == model.unet->config().in_channels, "KSampler", "the latent has ", c,
            " channels but the model takes ", model.unet->config().in_channels);
   const int m = 1 << (model.unet->config().levels() - 1);
   DR_CHECK(h % m == 0 && w % m == 0, "KSampler", "the latent's size ", h, "x", w,
@@ -84,8 +88,15 @@ Latent ksample(const ModelHandle& model, const Conditioning& positive, const Con
 
   const bool use_cfg = !(std::fabs(p.cfg - 1.0) <= 1e-9);
   std::vector<const Conditioning*> lists = {&positive};
-  if (use_cfg) lists.push_back(&negative);
-  const std::vector<ResolvedCond> conds = resolve_conds(lists, n, h, w, c, model.family);
+  // ControlNetApply's ControlNets also control a negative that has none (control.h).
+  const Conditioning negative_controlled = control_to_uncond(positive, negative);
+  if (use_cfg) lists.push_back(&negative_controlled);
+  std::vector<ResolvedCond> conds = resolve_conds(lists, n, h, w, c, model.family);
+  // Inpainting models: each entry's mask and masked-image channels (BaseModel.concat_cond),
+  // from its InpaintModelConditioning values or the noise mask and the input latent.
+  if (extra_channels > 0)
+    for (ResolvedCond& r : conds)
+      r.concat = inpaint_concat(model, *r.entry, latent_in, latent.noise_mask);
 
   const sampling::Denoiser denoise = [&](const Tensor& x, float sigma) -> Tensor {
     Tensor xin = x;

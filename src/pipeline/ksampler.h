@@ -8,7 +8,9 @@
 //   x_0       noise_scaling(σ_0, noise, latent) (variance preserving at σ_max)
 //   D(x, σ)   calc_cond_batch of positive and negative (cond_batch.h), combined by CFG
 //             (uncond skipped when cfg == 1); with a noise mask, x outside the mask is
-//             replaced by the re-noised input and D by the input (KSamplerX0Inpaint)
+//             replaced by the re-noised input and D by the input (KSamplerX0Inpaint);
+//             an inpainting model (9-channel UNet) also takes each entry's mask and
+//             masked-image latent after x (inpaint.h)
 //   result    sampler(D, x_0, sigmas) / scale (process_latent_out)
 #pragma once
 

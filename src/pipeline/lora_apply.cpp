@@ -20,10 +20,11 @@ void add_shapes(const NetworkSource<Net>* src, std::map<std::string, Shape>& out
 }
 
 // The source's network with `loras` merged: patched copies in the weights' dtype under
-// the source's own names, every other tensor shared with the base network.
+// the source's own names, every other tensor shared with the base network; adds the
+// copies' size to `bytes`.
 template <class Net>
-std::shared_ptr<const Net> rebuild(const NetworkSource<Net>& src,
-                                   const std::vector<LoraUse>& loras) {
+std::shared_ptr<const Net> rebuild(const NetworkSource<Net>& src, const std::vector<LoraUse>& loras,
+                                   uint64_t& bytes) {
   std::vector<std::pair<const LoraFile*, float>> stack;
   for (const LoraUse& l : loras) stack.emplace_back(l.file.get(), l.strength);
   const std::string& own = src.weights.prefix();
@@ -33,8 +34,10 @@ std::shared_ptr<const Net> rebuild(const NetworkSource<Net>& src,
     return src.weights.stored(own + name.substr(named.size()));
   };
   std::map<std::string, Tensor> overrides;
-  for (auto& [name, t] : merged_weights(base, stack, src.weights.dtype()))
+  for (auto& [name, t] : merged_weights(base, stack, src.weights.dtype())) {
+    bytes += t.nbytes();
     overrides.emplace(own + name.substr(named.size()), std::move(t));
+  }
   return src.build(src.weights.with_overrides(std::move(overrides)));
 }
 
@@ -61,7 +64,8 @@ ModelHandle with_loras(const ModelHandle& model, std::vector<LoraUse> loras) {
   DR_CHECK(model.unet_source, "lora", model.source,
            ": this model was not loaded from a checkpoint that LoRAs can patch");
   ModelHandle out = model;
-  out.unet = rebuild(*model.unet_source, loras);
+  out.lora_bytes = 0;
+  out.unet = rebuild(*model.unet_source, loras, out.lora_bytes);
   attach_runner(out);
   out.loras = std::move(loras);
   return out;
@@ -69,8 +73,9 @@ ModelHandle with_loras(const ModelHandle& model, std::vector<LoraUse> loras) {
 
 ClipHandle with_loras(const ClipHandle& clip, std::vector<LoraUse> loras) {
   ClipHandle out = clip;
-  if (clip.encoder_source) out.encoder = rebuild(*clip.encoder_source, loras);
-  if (clip.open_clip_source) out.open_clip = rebuild(*clip.open_clip_source, loras);
+  out.lora_bytes = 0;
+  if (clip.encoder_source) out.encoder = rebuild(*clip.encoder_source, loras, out.lora_bytes);
+  if (clip.open_clip_source) out.open_clip = rebuild(*clip.open_clip_source, loras, out.lora_bytes);
   out.loras = std::move(loras);
   return out;
 }

@@ -71,6 +71,7 @@ struct ModelHandle {
   // it, in the order applied (empty: the checkpoint's own UNet).
   std::shared_ptr<const NetworkSource<UNet>> unet_source;
   std::vector<LoraUse> loras;
+  uint64_t lora_bytes = 0;  // the patched copies' size (what `loras` added in memory)
 };
 
 // CLIP: tokenizer + text encoders, and CLIPSetLastLayer's choice. Which encoders a family
@@ -86,6 +87,11 @@ struct ClipHandle {
   // encoder. The loader sets the family's default (SD 1.x 1; SD 2.x and SDXL 2, the
   // penultimate layer ComfyUI uses without the node).
   int clip_skip = 1;
+  // Layers the OpenCLIP tower lacks at its end: 1 for an SD 2.x diffusers folder, whose
+  // text_encoder is ViT-H without its last layer (diffusers' conversion drops resblocks.23).
+  // clip_skip still counts ComfyUI's layers (the complete tower's): 2, the default, is the
+  // folder's last layer; 1 would need the missing one (clip_encode.cpp refuses it).
+  int open_clip_dropped_layers = 0;
   // "embedding:name" (ComfyUI's embeddings folders), one directory per encoder: CLIP-L's
   // vectors under the key "clip_l", bigG's "clip_g", ViT-H's "clip_h" (files with one
   // tensor serve any); null: the name stays plain text. See with_embedding_folders().
@@ -94,11 +100,12 @@ struct ClipHandle {
   // LoRAs merged into them.
   std::shared_ptr<const NetworkSource<ClipTextEncoder>> encoder_source, open_clip_source;
   std::vector<LoraUse> loras;
+  uint64_t lora_bytes = 0;  // the patched copies' size
   // The most layers any of the encoders has (CLIPSetLastLayer's range).
   int layers() const {
     int n = 0;
     if (encoder) n = encoder->config().layers;
-    if (open_clip) n = std::max(n, open_clip->config().layers);
+    if (open_clip) n = std::max(n, open_clip->config().layers + open_clip_dropped_layers);
     return n;
   }
 };

@@ -41,6 +41,9 @@
 #include "workflow/executor.h"
 #include "workflow/folder_paths.h"
 
+namespace darkroom {
+class ControlNet;
+}
 namespace darkroom::pipeline {
 class ModelCache;
 }
@@ -199,6 +202,10 @@ class NodeInputs {
   const pipeline::Latent& latent(std::string_view name) const;
   const pipeline::Image& image(std::string_view name) const;
   const pipeline::Mask& mask(std::string_view name) const;
+  // CONTROL_NET (ControlNetLoader): Value::of("CONTROL_NET", shared_ptr<const ControlNet>).
+  const std::shared_ptr<const ControlNet>& control_net(std::string_view name) const {
+    return get(name).as<std::shared_ptr<const ControlNet>>();
+  }
 
   const std::map<std::string, Value, std::less<>>& values() const { return values_; }
 

@@ -214,7 +214,7 @@ TEST_F(DiffusersFolder, Sd15FolderMatchesGolden) {
 
 // A tokenizer/ folder (vocab.json + merges.txt) is the folder's own tokenizer; the
 // scheduler's prediction_type says v-prediction; the refiner is the img2img pipeline
-// without text_encoder; SD 2.x is refused; other pipelines are not ours.
+// without text_encoder; SD 2.x is told apart; other pipelines are not ours.
 TEST_F(DiffusersFolder, TokenizerSchedulerAndPipelineClassAreRead) {
   const fs::path dir = *root_ / "sdxl_v";
   fs::copy(*root_ / "sdxl", dir, fs::copy_options::recursive);
@@ -235,13 +235,14 @@ TEST_F(DiffusersFolder, TokenizerSchedulerAndPipelineClassAreRead) {
   // The SDXL UNet's context (80) is not the refiner's bigG alone (48).
   darkroom::test::expect_error(
       [&] { load_checkpoint(dir.string(), shared_tokenizer(), DType::F32); }, "[checkpoint]");
-  // SD 2.x (a GELU text encoder under StableDiffusionPipeline) is detected but refused.
+  // SD 2.x: a GELU text encoder under StableDiffusionPipeline (loaded and run in
+  // test_diffusers_folder_sd2.cpp); here its 32 channels do not fit the SDXL UNet's 80.
   std::ofstream(dir / "model_index.json") << R"({"_class_name": "StableDiffusionPipeline"})";
   std::ofstream(dir / "text_encoder" / "config.json")
       << R"({"architectures": ["CLIPTextModel"], "hidden_act": "gelu", "num_attention_heads": 2})";
   EXPECT_EQ(diffusers_folder_family(dir.string()), ModelFamily::Sd2);
   darkroom::test::expect_error(
-      [&] { load_checkpoint(dir.string(), shared_tokenizer(), DType::F32); }, "[diffusers]");
+      [&] { load_checkpoint(dir.string(), shared_tokenizer(), DType::F32); }, "[checkpoint]");
   std::ofstream(dir / "model_index.json") << R"({"_class_name": "FluxPipeline"})";
   darkroom::test::expect_error([&] { diffusers_folder_family(dir.string()); }, "[diffusers]");
 }

@@ -9,7 +9,8 @@
 // and ComfyUI's rules (data/pipeline/families/; see the script).
 //
 // The files lack the 49408-row token tables and the VAE: family_fixtures.h completes each
-// into a temporary checkpoint file before it is loaded.
+// into a temporary checkpoint file before it is loaded. The torch.save copies of the SDXL
+// and SD 2.x files (tools/fixtures/family_ckpt.py) run the same goldens as .ckpt files.
 //
 // Tolerance: f32 on both sides; the brief's 1e-3 max abs on latents of magnitude ~400
 // and on the images; the text side and y at 1e-4.
@@ -51,21 +52,26 @@ std::shared_ptr<const text::ClipTokenizer> tokenizer() {
   return t;
 }
 
-// The fixture completed into a loadable file (family_fixtures.h), in /tmp.
+// The fixture completed into a loadable file (family_fixtures.h), in /tmp: "x.safetensors",
+// or "x.ckpt" (the torch.save copy, written again as torch.save).
 std::string complete_checkpoint(const std::string& name) {
   const std::string path = (std::filesystem::temp_directory_path() /
                             ("darkroom_golden_" + std::to_string(::getpid()) + "_" + name))
                                .string();
-  test::write_family_checkpoint(name, path);
+  if (name.ends_with(".ckpt"))
+    test::write_family_ckpt(name, path);
+  else
+    test::write_family_checkpoint(name, path);
   return path;
 }
 
-const LoadedCheckpoint& checkpoint(const std::string& name) {
+const LoadedCheckpoint& checkpoint(const std::string& name,
+                                   const std::string& ext = ".safetensors") {
   static std::map<std::string, LoadedCheckpoint> cache;
-  auto it = cache.find(name);
+  auto it = cache.find(name + ext);
   if (it == cache.end()) {
-    const std::string path = complete_checkpoint(name + ".safetensors");
-    it = cache.emplace(name, load_checkpoint(path, tokenizer(), DType::F32)).first;
+    const std::string path = complete_checkpoint(name + ext);
+    it = cache.emplace(name + ext, load_checkpoint(path, tokenizer(), DType::F32)).first;
     std::filesystem::remove(path);
   }
   return it->second;
@@ -148,9 +154,9 @@ std::map<std::string, Run> runs() {
   return m;
 }
 
-void check_run(const std::string& name) {
+void check_run(const std::string& name, const std::string& ext = ".safetensors") {
   const Run r = runs().at(name);
-  const LoadedCheckpoint& ck = checkpoint(r.model);
+  const LoadedCheckpoint& ck = checkpoint(r.model, ext);
   CondEntry pos = r.text_g.empty() ? encode_text(ck.clip, r.positive)
                                    : encode_text(ck.clip, r.text_g, r.text_l);
   pos.size = r.sizes;
@@ -171,7 +177,7 @@ void check_run(const std::string& name) {
   const Tensor image = ck.vae.vae->decode(out.samples);
   const double ez = max_abs_diff(out.samples, golden().tensor(name + ".z"));
   const double ei = max_abs_diff(image, golden().tensor(name + ".image"));
-  std::cout << name << ": max |dz| " << ez << ", max |dimage| " << ei << "\n";
+  std::cout << name << " (" << ext << "): max |dz| " << ez << ", max |dimage| " << ei << "\n";
   EXPECT_LE(ez, 1e-3);
   EXPECT_LE(ei, 1e-3);
 }
@@ -225,6 +231,34 @@ TEST(GoldenFamilies, SdxlRefinerEuler) {
 
 TEST(GoldenFamilies, Sd2VPredictionEuler) {
   check_run("sd2_v_euler");
+}
+
+// The torch.save copies (tools/fixtures/family_ckpt.py: torch.save of the same tensors, f8
+// widened to f16, the metadata as string entries of the state dict) hold what the
+// .safetensors files hold, as the torch.save reader sees them ...
+TEST(GoldenFamilies, CkptCopiesHoldTheSafetensorsTensors) {
+  for (const std::string name : {"sdxl", "sd2"}) {
+    const CheckpointFile ck = CheckpointFile::open(test::family_fixture(name + ".ckpt"));
+    const SafetensorsFile st = SafetensorsFile::open(test::family_fixture(name + ".safetensors"));
+    ASSERT_TRUE(ck.is_torch_save());
+    ASSERT_EQ(ck.tensors().size(), st.tensors().size()) << name;
+    const Weights w = ck.weights("", kCpu, DType::F32);
+    for (const TensorInfo& t : st.tensors()) {
+      ASSERT_TRUE(ck.has(t.name)) << name << ": " << t.name;
+      EXPECT_EQ(max_abs_diff(w.get(t.name), st.tensor(t.name)), 0.0) << name << ": " << t.name;
+    }
+    for (const auto& [k, v] : st.metadata())
+      if (k.starts_with("darkroom.")) EXPECT_EQ(ck.metadata().at(k), v) << name << ": " << k;
+  }
+}
+
+// ... and load_checkpoint on the completed .ckpt runs the same goldens.
+TEST(GoldenFamilies, CkptSdxlClipTextEncodeEuler) {
+  check_run("sdxl_euler", ".ckpt");
+}
+
+TEST(GoldenFamilies, CkptSd2VPredictionEuler) {
+  check_run("sd2_v_euler", ".ckpt");
 }
 
 // CLIPTextEncodeSDXL pads the shorter encoder's tokens with whole empty-prompt chunks: a

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "backend/ops.h"
+#include "pipeline/vae_encode.h"
 #include "workflow/node.h"
 
 namespace darkroom::workflow {
@@ -83,45 +84,19 @@ const NodeRegistrar kVaeDecode(
        return {{Value::of("IMAGE", Tensor::from_floats(pixels, shape))}};
      }});
 
-const NodeRegistrar kVaeEncode(
-    {.class_name = "VAEEncode",
-     .display_name = "VAE Encode",
-     .category = "latent",
-     .required = {link_input("pixels", "IMAGE"), link_input("vae", "VAE")},
-     .outputs = {{"LATENT", "LATENT"}},
-     .run = [](const NodeInputs& in, NodeContext& ctx) -> NodeResult {
-       const pipeline::VaeHandle& vae = in.vae("vae");
-       DR_CHECK(vae.vae->config().has_encoder, "VAEEncode", "this VAE file has no encoder");
-       const Tensor& px = in.image("pixels");
-       DR_CHECK(px.ndim() == 4 && px.dim(3) >= 3, "VAEEncode",
-                "expected an image [N, H, W, C], got ", px.shape().str());
-       // vae_encode_crop_pixels: a centred crop to multiples of the downscale ratio, RGB
-       // only, then 2x - 1.
-       const int64_t r = vae.scale();
-       const int64_t n = px.dim(0), H = px.dim(1), W = px.dim(2), C = px.dim(3);
-       const int64_t h = H / r * r, w = W / r * r;
-       DR_CHECK(h > 0 && w > 0, "VAEEncode", "the image (", W, "x", H, ") is smaller than ", r,
-                " pixels");
-       const int64_t oy = (H % r) / 2, ox = (W % r) / 2;
-       const std::vector<float> src = px.to_floats();
-       std::vector<float> out;
-       for (int64_t i = 0; i < n; ++i) {
-         ctx.check_interrupt();
-         std::vector<float> img(static_cast<size_t>(h * w * 3));
-         for (int64_t y = 0; y < h; ++y)
-           for (int64_t x = 0; x < w; ++x)
-             for (int64_t k = 0; k < 3; ++k)
-               img[static_cast<size_t>((y * w + x) * 3 + k)] =
-                   src[static_cast<size_t>(((i * H + y + oy) * W + x + ox) * C + k)] * 2.0f - 1.0f;
-         const Tensor mean =
-             ops::to_device(vae.vae->encode(Tensor::from_floats(img, {1, h, w, 3})).mean, kCpu);
-         const std::vector<float> m = mean.to_floats();
-         out.insert(out.end(), m.begin(), m.end());
-       }
-       pipeline::Latent latent;
-       latent.samples = Tensor::from_floats(out, {n, h / r, w / r, vae.vae->config().z_channels});
-       return {{Value::of("LATENT", std::move(latent))}};
-     }});
+const NodeRegistrar kVaeEncode({.class_name = "VAEEncode",
+                                .display_name = "VAE Encode",
+                                .category = "latent",
+                                .required = {link_input("pixels", "IMAGE"),
+                                             link_input("vae", "VAE")},
+                                .outputs = {{"LATENT", "LATENT"}},
+                                .run = [](const NodeInputs& in, NodeContext& ctx) -> NodeResult {
+                                  pipeline::Latent latent;
+                                  latent.samples = pipeline::vae_encode(
+                                      in.vae("vae"), in.image("pixels"), "VAEEncode",
+                                      [&] { ctx.check_interrupt(); });
+                                  return {{Value::of("LATENT", std::move(latent))}};
+                                }});
 
 }  // namespace
 }  // namespace darkroom::workflow

@@ -2,7 +2,14 @@
 // (file, base model) and kept in the model cache; each node returns a MODEL / CLIP with
 // the LoRA stacked on whatever LoRAs its input already carries, rebuilt from the base
 // checkpoint's weights (pipeline/lora_apply.h), so chained loaders stack and a different
-// set is another rebuild, never a checkpoint reload.
+// set is another rebuild, never a checkpoint reload. The rebuilt MODEL / CLIP is kept in
+// the model cache too, under its base and its whole stack (files and strengths), costed at
+// its patched copies: a server whose users alternate between LoRA sets merges each set
+// once while the cache has room (ComfyUI re-patches whenever the set changes).
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,24 +33,70 @@ json strength_spec(const char* tooltip) {
 }
 
 // The LoRA `name` from the loras folder, its modules matched to the model's (and clip's)
-// tensors; keys that patch nothing are logged, as ComfyUI's "lora key not loaded".
+// tensors; keys that patch nothing are logged, as ComfyUI's "lora key not loaded". The
+// matching depends only on those tensors' names and shapes, so the cached file is keyed
+// by them (a CLIP from another checkpoint gets its own match).
 std::shared_ptr<const LoraFile> open_lora(const std::string& name, NodeContext& ctx,
                                           const pipeline::ModelHandle& model,
                                           const pipeline::ClipHandle* clip) {
   const std::optional<std::string> path = ctx.paths.find("loras", name);
   DR_CHECK(path.has_value(), "workflow", "Model in folder 'loras' with filename '", name,
            "' not found.");
-  const std::string key = "lora:" + *path + ":" + model.source + (clip ? ":clip" : "");
+  const std::map<std::string, Shape> base = pipeline::lora_base_shapes(&model, clip);
+  std::string names;
+  for (const auto& [n, shape] : base) names += n + shape.str() + ";";
+  const std::string key = "lora:" + *path + ":" + std::to_string(std::hash<std::string>{}(names)) +
+                          ":" + std::to_string(base.size());
   return ctx.models.get_or_load<LoraFile>(
       key, [&]() -> std::pair<std::shared_ptr<const LoraFile>, uint64_t> {
-        auto file = std::make_shared<const LoraFile>(
-            LoraFile::open(*path, pipeline::lora_base_shapes(&model, clip)));
+        auto file = std::make_shared<const LoraFile>(LoraFile::open(*path, base));
         for (const std::string& k : file->unmatched())
           DR_LOG(Warn) << "lora key not loaded: " << k << " (" << name << ")";
         uint64_t bytes = 0;
         for (const LoraPatch& p : file->patches())
           for (const auto& [part, t] : p.parts) bytes += t.nbytes();
         return {file, bytes};
+      });
+}
+
+// "<file>@<strength bits>;…" for a stack: the LoraFile objects are the cache's own (one
+// per file and base), so their addresses name them while the entry holding them lives.
+std::string stack_key(const std::vector<pipeline::LoraUse>& stack) {
+  std::string key;
+  for (const pipeline::LoraUse& u : stack) {
+    uint32_t bits = 0;
+    std::memcpy(&bits, &u.strength, sizeof(bits));
+    key += u.file->path() + "#" + std::to_string(reinterpret_cast<std::uintptr_t>(u.file.get())) +
+           "@" + std::to_string(bits) + ";";
+  }
+  return key;
+}
+
+pipeline::ModelHandle model_with(NodeContext& ctx, const pipeline::ModelHandle& model,
+                                 std::vector<pipeline::LoraUse> stack) {
+  // The source's address names the base while the cached handle (which holds it) lives.
+  const std::string key =
+      "lora_model:" + std::to_string(reinterpret_cast<std::uintptr_t>(model.unet_source.get())) +
+      ":" + stack_key(stack);
+  return *ctx.models.get_or_load<pipeline::ModelHandle>(
+      key, [&]() -> std::pair<std::shared_ptr<const pipeline::ModelHandle>, uint64_t> {
+        auto h = std::make_shared<const pipeline::ModelHandle>(
+            pipeline::with_loras(model, std::move(stack)));
+        return {h, h->lora_bytes};
+      });
+}
+
+pipeline::ClipHandle clip_with(NodeContext& ctx, const pipeline::ClipHandle& clip,
+                               std::vector<pipeline::LoraUse> stack) {
+  const std::string key =
+      "lora_clip:" + std::to_string(reinterpret_cast<std::uintptr_t>(clip.encoder_source.get())) +
+      ":" + std::to_string(reinterpret_cast<std::uintptr_t>(clip.open_clip_source.get())) + ":" +
+      stack_key(stack);
+  return *ctx.models.get_or_load<pipeline::ClipHandle>(
+      key, [&]() -> std::pair<std::shared_ptr<const pipeline::ClipHandle>, uint64_t> {
+        auto h = std::make_shared<const pipeline::ClipHandle>(
+            pipeline::with_loras(clip, std::move(stack)));
+        return {h, h->lora_bytes};
       });
 }
 
@@ -76,12 +129,12 @@ const NodeRegistrar kLoraLoader(
        const auto lora = open_lora(in.get_string("lora_name"), ctx, model, &clip);
        Value m = sm == 0.0f
                      ? in.get("model")
-                     : Value::of("MODEL", pipeline::with_loras(
-                                              model, pipeline::stack_of(model.loras, lora, sm)));
-       Value c = sc == 0.0f
-                     ? in.get("clip")
-                     : Value::of("CLIP", pipeline::with_loras(
-                                             clip, pipeline::stack_of(clip.loras, lora, sc)));
+                     : Value::of("MODEL",
+                                 model_with(ctx, model, pipeline::stack_of(model.loras, lora, sm)));
+       Value c =
+           sc == 0.0f
+               ? in.get("clip")
+               : Value::of("CLIP", clip_with(ctx, clip, pipeline::stack_of(clip.loras, lora, sc)));
        return {{std::move(m), std::move(c)}};
      }});
 
@@ -100,8 +153,8 @@ const NodeRegistrar kLoraLoaderModelOnly(
        const auto sm = static_cast<float>(in.get_float("strength_model"));
        if (sm == 0.0f) return {{in.get("model")}};
        const auto lora = open_lora(in.get_string("lora_name"), ctx, model, nullptr);
-       return {{Value::of("MODEL",
-                          pipeline::with_loras(model, pipeline::stack_of(model.loras, lora, sm)))}};
+       return {
+           {Value::of("MODEL", model_with(ctx, model, pipeline::stack_of(model.loras, lora, sm)))}};
      }});
 
 }  // namespace

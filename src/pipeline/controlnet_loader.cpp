@@ -1,0 +1,236 @@
+// load_controlnet: format and family detection, diffusers → ldm renaming (see the header).
+#include "pipeline/controlnet_loader.h"
+
+#include <algorithm>
+#include <charconv>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string_view>
+#include <vector>
+
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "models/key_names.h"
+#include "models/unet_diffusers_names.h"
+#include "pipeline/checkpoint.h"
+
+namespace darkroom::pipeline {
+namespace {
+
+const char* kOp = "controlnet";
+constexpr std::string_view kPthPrefix = "control_model.";
+
+bool starts_with(std::string_view s, std::string_view p) {
+  return s.substr(0, p.size()) == p;
+}
+
+bool any_name(const CheckpointFile& f, const std::function<bool(std::string_view)>& pred) {
+  return std::any_of(f.tensors().begin(), f.tensors().end(),
+                     [&](const auto& t) { return pred(t.first); });
+}
+
+// "control_model (340), difference (1)": the first name parts and their counts.
+std::string top_level(const CheckpointFile& f) {
+  std::map<std::string, int> counts;
+  for (const auto& [name, shape] : f.tensors()) ++counts[name.substr(0, name.find('.'))];
+  std::ostringstream os;
+  int shown = 0;
+  for (const auto& [head, n] : counts) {
+    if (shown++ == 12) {
+      os << ", ...";
+      break;
+    }
+    os << (shown > 1 ? ", " : "") << head << " (" << n << ")";
+  }
+  return counts.empty() ? "none" : os.str();
+}
+
+// A known kind of control model darkroom does not run, or "".
+std::string unsupported_kind(const CheckpointFile& f) {
+  auto has_part = [&](std::string_view part) {
+    return any_name(f, [&](std::string_view n) { return n.find(part) != std::string_view::npos; });
+  };
+  auto has_head = [&](std::string_view head) {
+    return any_name(f, [&](std::string_view n) { return starts_with(n, head); });
+  };
+  if (f.has("lora_controlnet")) return "a Control-LoRA (lora_controlnet)";
+  if (has_head("controlnet_blocks.") || has_head("controlnet_x_embedder.") ||
+      has_head("controlnet_single_blocks."))
+    return "an SD3 / Flux / DiT ControlNet (controlnet_blocks.*)";
+  if (has_part("base_to_ctrl") || has_part("ctrl_to_base") || has_part("control_to_base"))
+    return "a ControlNet-XS";
+  if (has_part("task_embedding") || has_part("control_add_embedding") ||
+      has_part("transformer_layes"))
+    return "a Union ControlNet (task_embedding / control_add_embedding)";
+  if (has_head("adapter.") || has_head("body.") || has_head("backbone."))
+    return "a T2I-Adapter (or Stable Cascade ControlNet)";
+  if (f.has("difference"))
+    return "a difference ControlNet (its weights are added to a base UNet's; not supported)";
+  return "";
+}
+
+int index_of(std::string_view s) {
+  int v = -1;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  return ec == std::errc() && end == s.data() + s.size() && v >= 0 ? v : -1;
+}
+
+// diffusers ControlNetModel name → ldm cldm.ControlNet name, for every tensor of the file.
+std::map<std::string, std::string> ldm_names(const CheckpointFile& f) {
+  int hint_blocks = 0;
+  for (const auto& [name, shape] : f.tensors()) {
+    const auto p = split_key(name);
+    if (p.size() == 4 && p[0] == "controlnet_cond_embedding" && p[1] == "blocks")
+      hint_blocks = std::max(hint_blocks, index_of(p[2]) + 1);
+  }
+  std::map<std::string, std::string> out;
+  std::vector<std::string> unet_part;
+  for (const auto& [name, shape] : f.tensors()) {
+    const auto p = split_key(name);
+    const std::string leaf = p.back();
+    std::string to;
+    if (p.size() == 3 && p[0] == "controlnet_cond_embedding" && p[1] == "conv_in") {
+      to = "input_hint_block.0." + leaf;
+    } else if (p.size() == 3 && p[0] == "controlnet_cond_embedding" && p[1] == "conv_out") {
+      to = "input_hint_block." + std::to_string(2 * hint_blocks + 2) + "." + leaf;
+    } else if (p.size() == 4 && p[0] == "controlnet_cond_embedding" && p[1] == "blocks" &&
+               index_of(p[2]) >= 0) {
+      to = "input_hint_block." + std::to_string(2 * index_of(p[2]) + 2) + "." + leaf;
+    } else if (p.size() == 3 && p[0] == "controlnet_down_blocks" && index_of(p[1]) >= 0) {
+      to = "zero_convs." + p[1] + ".0." + leaf;
+    } else if (p.size() == 2 && p[0] == "controlnet_mid_block") {
+      to = "middle_block_out.0." + leaf;
+    } else {
+      unet_part.push_back(name);
+      continue;
+    }
+    out.emplace(name, std::move(to));
+  }
+  for (auto& [from, to] : unet_ldm_names_from_diffusers(unet_part, /*encoder_only=*/true))
+    out.emplace(from, std::move(to));
+  return out;
+}
+
+// The tensors under ldm names: views of a .safetensors mapping, or copies (in `dtype`, on
+// the CPU) of a torch.save file's.
+Weights renamed_weights(const CheckpointFile& f, const std::map<std::string, std::string>& names,
+                        DeviceId device, DType dtype) {
+  std::map<std::string, Tensor> tensors;
+  if (!f.is_torch_save()) {
+    auto st = std::make_shared<const SafetensorsFile>(SafetensorsFile::open(f.path()));
+    for (const auto& [from, to] : names) tensors.emplace(to, st->tensor(from));
+  } else {
+    const Weights all = f.weights("", kCpu, dtype);
+    for (const auto& [from, to] : names) tensors.emplace(to, all.get(from));
+  }
+  return Weights::from_tensors(std::move(tensors), "", device, dtype);
+}
+
+std::optional<int> metadata_int(const CheckpointFile& f, const std::string& key) {
+  auto it = f.metadata().find(key);
+  if (it == f.metadata().end()) return std::nullopt;
+  int v = 0;
+  const std::string& s = it->second;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  DR_CHECK(ec == std::errc() && end == s.data() + s.size() && v > 0, kOp, f.path(), ": metadata ",
+           key, " = '", s, "' is not a positive integer");
+  return v;
+}
+
+std::string facts(const UNetConfig& c) {
+  std::ostringstream os;
+  os << "model_channels " << c.model_channels << ", " << c.levels() << " levels, context width "
+     << c.context_dim << ", label_emb "
+     << (c.adm_in_channels > 0 ? std::to_string(c.adm_in_channels) : std::string("none"));
+  return os.str();
+}
+
+// SD 1.x or SDXL (or the family a tiny test file declares); the heads and groups.
+void settle_family(const CheckpointFile& f, UNetConfig& c) {
+  auto it = f.metadata().find("darkroom.family");
+  const std::string declared = it == f.metadata().end() ? "" : it->second;
+  const bool sd15 = c.context_dim == 768 && c.adm_in_channels == 0;
+  const bool sdxl = c.context_dim == 2048 && c.adm_in_channels == 2816;
+  if (declared.empty()) {
+    DR_CHECK(sd15 || sdxl, kOp, f.path(),
+             ": a ControlNet for no supported model (darkroom runs SD 1.x ControlNets: context "
+             "768, no label_emb; and SDXL ones: context 2048, label_emb 2816); found ",
+             facts(c));
+  } else {
+    DR_CHECK(declared == "sd15" || declared == "sdxl", kOp, f.path(), ": darkroom.family '",
+             declared, "' is not sd15 or sdxl");
+    DR_CHECK((declared == "sdxl") == (c.adm_in_channels > 0), kOp, f.path(), ": declared ",
+             declared, " but found ", facts(c));
+  }
+  if (auto g = metadata_int(f, "darkroom.unet.groups")) c.groups = *g;
+  if (auto h = metadata_int(f, "darkroom.unet.num_heads")) {
+    c.num_heads = *h;
+    c.head_dim = 0;
+  }
+  if (auto d = metadata_int(f, "darkroom.unet.head_dim")) {
+    c.head_dim = *d;
+    c.num_heads = 0;
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<const ControlNet> load_controlnet(const std::string& path, DeviceId device,
+                                                  DType dtype, uint64_t* bytes) {
+  auto open = [&]() {
+    try {
+      return CheckpointFile::open(path);
+    } catch (const Error& e) {
+      fail(kOp, path, ": not a readable .safetensors or torch.save file: ", e.what());
+    }
+  };
+  const CheckpointFile file = open();
+  const std::string kind = unsupported_kind(file);
+  DR_CHECK(kind.empty(), kOp, path, ": ", kind,
+           "; darkroom runs ControlNets of the ldm / diffusers ControlNetModel layout for SD 1.x "
+           "and SDXL");
+
+  try {
+    std::optional<Weights> w;
+    if (file.has("controlnet_cond_embedding.conv_in.weight")) {  // diffusers
+      w = renamed_weights(file, ldm_names(file), device, dtype);
+    } else if (file.has(std::string(kPthPrefix) + "zero_convs.0.0.weight")) {
+      w = file.weights(std::string(kPthPrefix), device, dtype);
+    } else if (file.has("zero_convs.0.0.weight")) {
+      w = file.weights("", device, dtype);
+    } else {
+      fail(kOp, path,
+           ": not a ControlNet (no zero_convs.0.0.weight, control_model.zero_convs."
+           "0.0.weight or controlnet_cond_embedding.conv_in.weight); ",
+           file.tensors().size(), " tensors, top-level names: ", top_level(file));
+    }
+    UNetConfig config = ControlNet::detect_config(*w);
+    settle_family(file, config);
+    ControlNet loaded = ControlNet::load(*w, config);
+    // ComfyUI: global average pooling for files whose name (without its extension) ends
+    // in _shuffle or _shuffle_fp16.
+    const std::string stem = std::filesystem::path(path).stem().string();
+    auto ends_with = [&](std::string_view s) {
+      return stem.size() >= s.size() && stem.compare(stem.size() - s.size(), s.size(), s) == 0;
+    };
+    loaded.set_global_average_pooling(ends_with("_shuffle") || ends_with("_shuffle_fp16"));
+    auto net = std::make_shared<const ControlNet>(std::move(loaded));
+    if (bytes) {
+      *bytes = 0;
+      const size_t skip = w->prefix().size();
+      for (const std::string& name : w->used())
+        *bytes += static_cast<uint64_t>(w->shape(std::string_view(name).substr(skip)).numel()) *
+                  dtype_size(dtype);
+    }
+    return net;
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    if (starts_with(what, "[controlnet] " + path)) throw;
+    fail(kOp, path, ": ", what);
+  }
+}
+
+}  // namespace darkroom::pipeline
