@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 
+#include "bench/bench_util.h"
 #include "core/error.h"
 #include "io/safetensors_writer.h"
 #include "models/lora.h"
@@ -25,18 +26,6 @@ namespace darkroom::bench {
 namespace {
 
 namespace fs = std::filesystem;
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-double peak_rss_mib() {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
-  return -1;
-}
 
 bool ends_with(const std::string& s, const std::string& tail) {
   return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
@@ -228,7 +217,7 @@ int run_lora_bench(const std::vector<std::string>& args) {
         "\"peak_rss_mib\":%.0f}\n",
         o.dtype.c_str(), o.rank, modules, load.wall, load.cpu, open_a.wall, apply_a.wall,
         open_b.wall, apply_b.wall, to_a.wall, to_b.wall, sw_cpu, sw / load.wall, sw_cpu / load.cpu,
-        peak);
+        cold.wall, sw / cold.wall, peak);
   } else {
     std::printf(
         "darkroom bench lora: SD 1.5 full size, random weights (f16 file), %s, LoRA sets of 2 "

@@ -32,6 +32,7 @@
 
 #include "backend/device.h"
 #include "backend/ops.h"
+#include "bench/bench_util.h"
 #include "core/thread_pool.h"
 #include "models/clip_text.h"
 #include "models/unet.h"
@@ -43,25 +44,6 @@ extern char** environ;
 
 namespace darkroom::bench {
 namespace {
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-// VmHWM (peak resident set) of this process in MiB, or -1 where /proc is unavailable.
-double peak_rss_mib() {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
-  return -1;
-}
-
-// Resets VmHWM to the current resident set (Linux: "5" to clear_refs).
-void reset_peak_rss() {
-  std::ofstream f("/proc/self/clear_refs");
-  f << "5";
-}
 
 struct Options {
   std::string model = "sd15";  // sd15 or sdxl

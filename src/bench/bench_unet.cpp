@@ -15,20 +15,13 @@
 #include "backend/device.h"
 #include "backend/device_graph.h"
 #include "backend/ops.h"
+#include "bench/bench_util.h"
 #include "cli/device_choice.h"
 #include "models/unet.h"
 #include "models/unet_runner.h"
 #include "pipeline/demo_weights.h"
 
 namespace darkroom::bench {
-namespace {
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-}  // namespace
-
 int run_unet(const std::vector<std::string>& args) {
   DeviceId device = kCpu;
   DType dtype = cpu_device().compute_dtype();

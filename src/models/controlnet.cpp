@@ -62,12 +62,7 @@ ControlNet ControlNet::load(const Weights& w, const UNetConfig& cfg) {
                                           depth, cfg.linear_proj, cfg.groups);
   };
 
-  n.time_embed0_ = layers::Linear::load(w, "time_embed.0", mc, emb_dim);
-  n.time_embed2_ = layers::Linear::load(w, "time_embed.2", emb_dim, emb_dim);
-  if (cfg.adm_in_channels > 0) {
-    n.label_emb0_ = layers::Linear::load(w, "label_emb.0.0", cfg.adm_in_channels, emb_dim);
-    n.label_emb2_ = layers::Linear::load(w, "label_emb.0.2", emb_dim, emb_dim);
-  }
+  n.time_embed_ = unet::TimeEmbedding::load(w, mc, cfg.adm_in_channels);
 
   // input_hint_block: 3×3 convs at even indices; the first and last at stride 1, those
   // between alternating 1, 2 (ldm: 16→16, 16→32 s2, 32→32, 32→96 s2, ...).
@@ -138,40 +133,19 @@ ControlResiduals ControlNet::forward(const Tensor& x_in, const Tensor& hint_in,
                                      const Tensor& timesteps, const Tensor& context_in,
                                      const Tensor& y_in) const {
   const UNetConfig& c = config_;
-  DR_CHECK(x_in.ndim() == 4 && x_in.dim(3) == c.in_channels && x_in.dim(1) >= 1 && x_in.dim(2) >= 1,
-           kOp, "x has shape ", x_in.shape(), ", expected [B, h, w, ", c.in_channels, "]");
+  unet::check_unet_inputs(x_in, timesteps, context_in, y_in, c.in_channels, c.context_dim,
+                          c.adm_in_channels, kOp);
   const int64_t b = x_in.dim(0), h = x_in.dim(1), wd = x_in.dim(2);
   DR_CHECK(hint_in.ndim() == 4 && hint_in.dim(0) == b && hint_in.dim(1) == h * hint_factor_ &&
                hint_in.dim(2) == wd * hint_factor_ && hint_in.dim(3) == hint_channels_,
            kOp, "hint has shape ", hint_in.shape(), ", expected [", b, ", ", h * hint_factor_, ", ",
            wd * hint_factor_, ", ", hint_channels_, "] for x ", x_in.shape());
-  DR_CHECK(timesteps.ndim() == 1 && timesteps.dim(0) == b && timesteps.dtype() == DType::F32, kOp,
-           "timesteps must be f32 [", b, "], got ", dtype_name(timesteps.dtype()), " ",
-           timesteps.shape());
-  DR_CHECK(context_in.ndim() == 3 && context_in.dim(0) == b && context_in.dim(2) == c.context_dim,
-           kOp, "context has shape ", context_in.shape(), ", expected [", b, ", T, ", c.context_dim,
-           "]");
-  DR_CHECK((c.adm_in_channels > 0) == y_in.defined(), kOp,
-           c.adm_in_channels > 0 ? "this ControlNet needs the vector y [B, adm]"
-                                 : "this ControlNet takes no vector y");
 
   const Tensor x = as(x_in, dtype_, device_);              // [B, h, w, in]
   const Tensor context = as(context_in, dtype_, device_);  // [B, T, ctx]
-
-  // Time embedding as the UNet's (cos first), then label_emb (cldm adds it after the
-  // hint block, which does not read emb).
-  const Tensor t = ops::to_device(timesteps, device_);
-  const Tensor t_freq = ops::timestep_embedding(t, static_cast<int>(c.model_channels),
-                                                /*flip_sin_to_cos=*/true, 0.0f, 10000.0f,
-                                                dtype_);       // [B, mc]
-  Tensor emb = time_embed2_(ops::silu(time_embed0_(t_freq)));  // [B, 4mc]
-  if (label_emb0_) {
-    DR_CHECK(y_in.ndim() == 2 && y_in.dim(0) == b && y_in.dim(1) == c.adm_in_channels, kOp,
-             "y has shape ", y_in.shape(), ", expected [", b, ", ", c.adm_in_channels, "]");
-    const Tensor y = as(y_in, dtype_, device_);
-    emb = ops::add(emb, (*label_emb2_)(ops::silu((*label_emb0_)(y))));  // [B, 4mc]
-  }
-  const Tensor emb_silu = ops::silu(emb);  // [B, 4mc], the SiLU every emb_layers starts with
+  // The UNet's time embedding; cldm adds label_emb after the hint block, which does not
+  // read emb, so the order makes no difference.
+  const Tensor emb_silu = time_embed_(timesteps, y_in, dtype_, device_, kOp);  // [B, 4mc]
 
   // guided hint: [B, 8h, 8w, hint_ch] → 16 → ... → 256 (three stride-2 convs) → [B, h, w, mc]
   Tensor g = as(hint_in, dtype_, device_);

@@ -72,8 +72,7 @@ class ControlNet {
   bool global_average_pooling_ = false;
   DeviceId device_;
   DType dtype_ = DType::F32;
-  layers::Linear time_embed0_, time_embed2_;
-  std::optional<layers::Linear> label_emb0_, label_emb2_;
+  unet::TimeEmbedding time_embed_;          // time_embed (+ label_emb), as the UNet's
   std::vector<layers::Conv2d> hint_convs_;  // input_hint_block.{0, 2, ...}, SiLU between
   layers::Conv2d conv_in_;                  // input_blocks.0.0
   std::vector<Stage> input_blocks_;         // input_blocks.1, ...

@@ -32,12 +32,7 @@ UNet UNet::load(const Weights& w, const UNetConfig& cfg) {
                                           depth, cfg.linear_proj, cfg.groups);
   };
 
-  u.time_embed0_ = layers::Linear::load(w, "time_embed.0", mc, emb_dim);
-  u.time_embed2_ = layers::Linear::load(w, "time_embed.2", emb_dim, emb_dim);
-  if (cfg.adm_in_channels > 0) {
-    u.label_emb0_ = layers::Linear::load(w, "label_emb.0.0", cfg.adm_in_channels, emb_dim);
-    u.label_emb2_ = layers::Linear::load(w, "label_emb.0.2", emb_dim, emb_dim);
-  }
+  u.time_embed_ = unet::TimeEmbedding::load(w, mc, cfg.adm_in_channels);
   u.conv_in_ = layers::Conv2d::load(w, "input_blocks.0.0", cfg.in_channels, mc, 3);
 
   // Down: every ResBlock (+ transformer) and every Downsample is one input block, and
@@ -111,37 +106,11 @@ Tensor UNet::run_stage(const Stage& s, Tensor h, const Tensor& emb_silu, const T
 Tensor UNet::forward(const Tensor& x_in, const Tensor& timesteps, const Tensor& context_in,
                      const Tensor& y_in, const ControlResiduals* control) const {
   const UNetConfig& c = config_;
-  DR_CHECK(x_in.ndim() == 4 && x_in.dim(3) == c.in_channels, kOp, "x has shape ", x_in.shape(),
-           ", expected [B, H, W, ", c.in_channels, "]");
-  const int64_t b = x_in.dim(0);
-  DR_CHECK(x_in.dim(1) >= 1 && x_in.dim(2) >= 1, kOp, "empty latent ", x_in.shape());
-  DR_CHECK(timesteps.ndim() == 1 && timesteps.dim(0) == b && timesteps.dtype() == DType::F32, kOp,
-           "timesteps must be f32 [", b, "], got ", dtype_name(timesteps.dtype()), " ",
-           timesteps.shape());
-  DR_CHECK(context_in.ndim() == 3 && context_in.dim(0) == b && context_in.dim(2) == c.context_dim,
-           kOp, "context has shape ", context_in.shape(), ", expected [", b, ", T, ", c.context_dim,
-           "]");
-  DR_CHECK((c.adm_in_channels > 0) == y_in.defined(), kOp,
-           c.adm_in_channels > 0 ? "this UNet needs the vector y [B, adm]"
-                                 : "this UNet takes no vector y");
-
-  const Tensor x = as(x_in, dtype_, device_);              // [B, H, W, in]
-  const Tensor context = as(context_in, dtype_, device_);  // [B, T, ctx]
-
-  // Timestep embedding (ldm: cos first), then time_embed = Linear, SiLU, Linear.
-  const Tensor t = ops::to_device(timesteps, device_);
-  const Tensor t_freq = ops::timestep_embedding(t, static_cast<int>(c.model_channels),
-                                                /*flip_sin_to_cos=*/true, 0.0f, 10000.0f,
-                                                dtype_);       // [B, mc]
-  Tensor emb = time_embed2_(ops::silu(time_embed0_(t_freq)));  // [B, 4mc]
-  if (label_emb0_) {
-    DR_CHECK(y_in.ndim() == 2 && y_in.dim(0) == b && y_in.dim(1) == c.adm_in_channels, kOp,
-             "y has shape ", y_in.shape(), ", expected [", b, ", ", c.adm_in_channels, "]");
-    const Tensor y = as(y_in, dtype_, device_);
-    emb = ops::add(emb, (*label_emb2_)(ops::silu((*label_emb0_)(y))));  // [B, 4mc]
-  }
-  // Every ResBlock's emb_layers starts with SiLU: apply it once here.
-  const Tensor emb_silu = ops::silu(emb);  // [B, 4mc]
+  unet::check_unet_inputs(x_in, timesteps, context_in, y_in, c.in_channels, c.context_dim,
+                          c.adm_in_channels, kOp);
+  const Tensor x = as(x_in, dtype_, device_);                                  // [B, H, W, in]
+  const Tensor context = as(context_in, dtype_, device_);                      // [B, T, ctx]
+  const Tensor emb_silu = time_embed_(timesteps, y_in, dtype_, device_, kOp);  // [B, 4mc]
 
   if (control) {
     DR_CHECK(control->skips.empty() || control->skips.size() == input_blocks_.size() + 1, kOp,

@@ -118,8 +118,7 @@ class UNet {
   UNetConfig config_;
   DType dtype_ = DType::F32;
   DeviceId device_;
-  layers::Linear time_embed0_, time_embed2_;
-  std::optional<layers::Linear> label_emb0_, label_emb2_;
+  unet::TimeEmbedding time_embed_;  // time_embed (+ label_emb)
   layers::Conv2d conv_in_;
   std::vector<Stage> input_blocks_;  // [0] holds no block: conv_in_ is input_blocks.0.0
   Stage middle_block_;               // middle_block.0 (ResBlock) and .1 (transformer)

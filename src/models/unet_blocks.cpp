@@ -19,6 +19,54 @@ layers::Linear load_projection(const Weights& w, std::string_view name, int64_t 
   return l;
 }
 
+TimeEmbedding TimeEmbedding::load(const Weights& w, int64_t model_channels, int64_t adm) {
+  TimeEmbedding e;
+  const int64_t emb_dim = 4 * model_channels;
+  e.model_channels = model_channels;
+  e.adm_channels = adm;
+  e.time0 = layers::Linear::load(w, "time_embed.0", model_channels, emb_dim);
+  e.time2 = layers::Linear::load(w, "time_embed.2", emb_dim, emb_dim);
+  if (adm > 0) {
+    e.label0 = layers::Linear::load(w, "label_emb.0.0", adm, emb_dim);
+    e.label2 = layers::Linear::load(w, "label_emb.0.2", emb_dim, emb_dim);
+  }
+  return e;
+}
+
+Tensor TimeEmbedding::operator()(const Tensor& timesteps, const Tensor& y_in, DType dtype,
+                                 DeviceId device, const char* what) const {
+  const Tensor t = ops::to_device(timesteps, device);
+  const Tensor t_freq = ops::timestep_embedding(t, static_cast<int>(model_channels),
+                                                /*flip_sin_to_cos=*/true, 0.0f, 10000.0f,
+                                                dtype);  // [B, mc]
+  Tensor emb = time2(ops::silu(time0(t_freq)));          // [B, 4mc]
+  if (label0) {
+    const int64_t b = timesteps.dim(0);
+    DR_CHECK(y_in.ndim() == 2 && y_in.dim(0) == b && y_in.dim(1) == adm_channels, what,
+             "y has shape ", y_in.shape(), ", expected [", b, ", ", adm_channels, "]");
+    Tensor y = y_in.dtype() == dtype ? y_in : ops::cast(y_in, dtype);
+    y = ops::to_device(y, device);
+    emb = ops::add(emb, (*label2)(ops::silu((*label0)(y))));  // [B, 4mc]
+  }
+  return ops::silu(emb);  // [B, 4mc]
+}
+
+void check_unet_inputs(const Tensor& x, const Tensor& timesteps, const Tensor& context,
+                       const Tensor& y, int64_t in_channels, int64_t context_dim, int64_t adm,
+                       const char* what) {
+  DR_CHECK(x.ndim() == 4 && x.dim(3) == in_channels, what, "x has shape ", x.shape(),
+           ", expected [B, H, W, ", in_channels, "]");
+  const int64_t b = x.dim(0);
+  DR_CHECK(x.dim(1) >= 1 && x.dim(2) >= 1, what, "empty latent ", x.shape());
+  DR_CHECK(timesteps.ndim() == 1 && timesteps.dim(0) == b && timesteps.dtype() == DType::F32, what,
+           "timesteps must be f32 [", b, "], got ", dtype_name(timesteps.dtype()), " ",
+           timesteps.shape());
+  DR_CHECK(context.ndim() == 3 && context.dim(0) == b && context.dim(2) == context_dim, what,
+           "context has shape ", context.shape(), ", expected [", b, ", T, ", context_dim, "]");
+  DR_CHECK((adm > 0) == y.defined(), what,
+           adm > 0 ? "this network needs the vector y [B, adm]" : "this network takes no vector y");
+}
+
 ResBlock ResBlock::load(const Weights& w, int64_t in, int64_t out, int64_t emb_dim, int groups) {
   ResBlock r;
   r.in_norm = layers::GroupNorm::load(w, "in_layers.0", in, groups, kResNormEps);

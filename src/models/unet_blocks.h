@@ -25,6 +25,30 @@ inline constexpr float kLayerNormEps = 1e-5f;
 layers::Linear load_projection(const Weights& w, std::string_view name, int64_t in, int64_t out,
                                bool conv1x1);
 
+// The timestep embedding of the UNet and of its ControlNets: t → ldm's sinusoid [B, mc]
+// (cos half first, max period 10000) → time_embed.{0,2} (Linear, SiLU, Linear) [B, 4mc],
+// plus, for SDXL-style models, label_emb.0.{0,2} of the vector y [B, adm] (Linear, SiLU,
+// Linear). Returns SiLU(emb): every ResBlock's emb_layers starts with that SiLU, so it is
+// applied once here.
+struct TimeEmbedding {
+  layers::Linear time0, time2;
+  std::optional<layers::Linear> label0, label2;
+  int64_t model_channels = 0, adm_channels = 0;
+
+  // `w` at the network's root; adm > 0 loads label_emb.
+  static TimeEmbedding load(const Weights& w, int64_t model_channels, int64_t adm);
+  // timesteps [B] f32 (any device), y [B, adm] or undefined → SiLU(emb) [B, 4mc] in
+  // `dtype` on `device`. `what` names the network in errors.
+  Tensor operator()(const Tensor& timesteps, const Tensor& y, DType dtype, DeviceId device,
+                    const char* what) const;
+};
+
+// The checks every UNet-shaped forward makes on its inputs: x [B, h, w, in_channels],
+// timesteps f32 [B], context [B, T, context_dim], y [B, adm] exactly when adm > 0.
+void check_unet_inputs(const Tensor& x, const Tensor& timesteps, const Tensor& context,
+                       const Tensor& y, int64_t in_channels, int64_t context_dim, int64_t adm,
+                       const char* what);
+
 // ResBlock: in_layers (GroupNorm, SiLU, conv 3×3), emb_layers (SiLU, Linear),
 // out_layers (GroupNorm, SiLU, dropout, conv 3×3), skip_connection (1×1 conv when the
 // width changes).
