@@ -2,6 +2,8 @@
 // (unet_blocks.h), its hint block and its zero convs.
 #include "models/controlnet.h"
 
+#include "models/unet_encoder.h"
+
 #include <string>
 #include <vector>
 
@@ -9,10 +11,6 @@ namespace darkroom {
 namespace {
 
 const char* kOp = "controlnet";
-
-std::string block(const char* list, int i, int j) {
-  return std::string(list) + "." + std::to_string(i) + "." + std::to_string(j) + ".";
-}
 
 std::string hint_conv(size_t k) {
   return "input_hint_block." + std::to_string(2 * k);
@@ -56,11 +54,7 @@ ControlNet ControlNet::load(const Weights& w, const UNetConfig& cfg) {
   n.config_ = cfg;
   n.dtype_ = w.dtype();
   n.device_ = w.device();
-  const int64_t mc = cfg.model_channels, emb_dim = 4 * mc;
-  auto attention = [&](const std::string& prefix, int64_t ch, int depth) {
-    return unet::SpatialTransformer::load(w.sub(prefix), ch, cfg.context_dim, cfg.heads_for(ch),
-                                          depth, cfg.linear_proj, cfg.groups);
-  };
+  const int64_t mc = cfg.model_channels;
 
   n.time_embed_ = unet::TimeEmbedding::load(w, mc, cfg.adm_in_channels);
 
@@ -96,35 +90,19 @@ ControlNet ControlNet::load(const Weights& w, const UNetConfig& cfg) {
   };
   zero_conv(0, mc);
 
-  // The UNet's input blocks (unet.cpp), each followed by its zero conv.
-  ch = mc;
-  int idx = 1;
-  for (int level = 0; level < cfg.levels(); ++level) {
-    const int64_t width = mc * cfg.channel_mult[level];
-    for (int r = 0; r < cfg.num_res_blocks; ++r, ++idx) {
-      Stage s;
-      s.res = unet::ResBlock::load(w.sub(block("input_blocks", idx, 0)), ch, width, emb_dim,
-                                   cfg.groups);
-      ch = width;
-      if (cfg.transformer_depth[level] > 0)
-        s.attn = attention(block("input_blocks", idx, 1), ch, cfg.transformer_depth[level]);
-      n.input_blocks_.push_back(std::move(s));
-      zero_conv(idx, ch);
-    }
-    if (level + 1 < cfg.levels()) {
-      Stage s;
-      s.down = unet::Downsample::load(w.sub(block("input_blocks", idx, 0)), ch);
-      n.input_blocks_.push_back(std::move(s));
-      zero_conv(idx, ch);
-      ++idx;
-    }
-  }
+  // The UNet's input blocks (unet_encoder.h), each followed by its zero conv.
+  n.input_blocks_ = unet::load_input_blocks(w, cfg);
+  for (size_t i = 0; i < n.input_blocks_.size(); ++i)
+    zero_conv(static_cast<int>(i) + 1, n.input_blocks_[i].channels);
+  const int idx = static_cast<int>(n.input_blocks_.size()) + 1;
   DR_CHECK(!w.has("zero_convs." + std::to_string(idx) + ".0.weight"), kOp, "zero_convs.", idx,
            " is present but there are only ", idx, " input blocks");
+  ch = n.input_blocks_.empty() ? mc : n.input_blocks_.back().channels;
 
-  n.middle_res1_ = unet::ResBlock::load(w.sub("middle_block.0."), ch, ch, emb_dim, cfg.groups);
-  n.middle_attn_ = attention("middle_block.1.", ch, cfg.transformer_depth_middle);
-  n.middle_res2_ = unet::ResBlock::load(w.sub("middle_block.2."), ch, ch, emb_dim, cfg.groups);
+  unet::MiddleBlock middle = unet::load_middle_block(w, cfg, ch);
+  n.middle_res1_ = std::move(middle.res1);
+  n.middle_attn_ = std::move(middle.attn);
+  n.middle_res2_ = std::move(middle.res2);
   n.middle_out_ = unet::load_projection(w, "middle_block_out.0", ch, ch, /*conv1x1=*/true);
   return n;
 }
@@ -158,7 +136,7 @@ ControlResiduals ControlNet::forward(const Tensor& x_in, const Tensor& hint_in,
   Tensor hs = ops::add(conv_in_(x), g);  // [B, h, w, mc]
   out.skips.push_back(zero_convs_[0](hs));
   for (size_t i = 0; i < input_blocks_.size(); ++i) {
-    const Stage& s = input_blocks_[i];
+    const unet::InputBlock& s = input_blocks_[i];
     if (s.res) hs = (*s.res)(hs, emb_silu);   // [B, h/f, w/f, C]
     if (s.attn) hs = (*s.attn)(hs, context);  // [B, h/f, w/f, C]
     if (s.down) hs = (*s.down)(hs);           // [B, ceil(h/2f), ceil(w/2f), C]

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "models/unet.h"
+#include "models/unet_encoder.h"
 #include "models/weights.h"
 
 namespace darkroom {
@@ -59,23 +60,16 @@ class ControlNet {
   bool global_average_pooling() const { return global_average_pooling_; }
 
  private:
-  // One entry of input_blocks after conv_in: a ResBlock (+ transformer) or a Downsample.
-  struct Stage {
-    std::optional<unet::ResBlock> res;
-    std::optional<unet::SpatialTransformer> attn;
-    std::optional<unet::Downsample> down;
-  };
-
   UNetConfig config_;
   int hint_channels_ = 3;
   int hint_factor_ = 8;
   bool global_average_pooling_ = false;
   DeviceId device_;
   DType dtype_ = DType::F32;
-  unet::TimeEmbedding time_embed_;          // time_embed (+ label_emb), as the UNet's
-  std::vector<layers::Conv2d> hint_convs_;  // input_hint_block.{0, 2, ...}, SiLU between
-  layers::Conv2d conv_in_;                  // input_blocks.0.0
-  std::vector<Stage> input_blocks_;         // input_blocks.1, ...
+  unet::TimeEmbedding time_embed_;              // time_embed (+ label_emb), as the UNet's
+  std::vector<layers::Conv2d> hint_convs_;      // input_hint_block.{0, 2, ...}, SiLU between
+  layers::Conv2d conv_in_;                      // input_blocks.0.0
+  std::vector<unet::InputBlock> input_blocks_;  // input_blocks.1, ...
   unet::ResBlock middle_res1_, middle_res2_;
   unet::SpatialTransformer middle_attn_;
   std::vector<layers::Linear> zero_convs_;  // zero_convs.N.0, 1×1 as Linear over channels

@@ -1,16 +1,14 @@
 // UNet::load and UNet::forward: ldm's UNetModel assembled from the blocks of unet_blocks.h.
 #include "models/unet.h"
 
+#include "models/unet_encoder.h"
+
 #include <string>
 
 namespace darkroom {
 namespace {
 
 const char* kOp = "unet";
-
-std::string block(const char* list, int i, int j) {
-  return std::string(list) + "." + std::to_string(i) + "." + std::to_string(j) + ".";
-}
 
 Tensor as(const Tensor& t, DType dtype, DeviceId device) {
   Tensor r = t.dtype() == dtype ? t : ops::cast(t, dtype);
@@ -27,10 +25,6 @@ UNet UNet::load(const Weights& w, const UNetConfig& cfg) {
   u.dtype_ = w.dtype();
   u.device_ = w.device();
   const int64_t mc = cfg.model_channels, emb_dim = 4 * mc;
-  auto attention = [&](const std::string& prefix, int64_t ch, int depth) {
-    return unet::SpatialTransformer::load(w.sub(prefix), ch, cfg.context_dim, cfg.heads_for(ch),
-                                          depth, cfg.linear_proj, cfg.groups);
-  };
 
   u.time_embed_ = unet::TimeEmbedding::load(w, mc, cfg.adm_in_channels);
   u.conv_in_ = layers::Conv2d::load(w, "input_blocks.0.0", cfg.in_channels, mc, 3);
@@ -38,50 +32,37 @@ UNet UNet::load(const Weights& w, const UNetConfig& cfg) {
   // Down: every ResBlock (+ transformer) and every Downsample is one input block, and
   // each one's output is kept for the skip connection of an output block.
   std::vector<int64_t> skip_channels = {mc};  // conv_in's output
-  int64_t ch = mc;
-  int idx = 1;
-  for (int level = 0; level < cfg.levels(); ++level) {
-    const int64_t width = mc * cfg.channel_mult[level];
-    for (int r = 0; r < cfg.num_res_blocks; ++r, ++idx) {
-      Stage s;
-      s.res = unet::ResBlock::load(w.sub(block("input_blocks", idx, 0)), ch, width, emb_dim,
-                                   cfg.groups);
-      ch = width;
-      if (cfg.transformer_depth[level] > 0)
-        s.attn = attention(block("input_blocks", idx, 1), ch, cfg.transformer_depth[level]);
-      u.input_blocks_.push_back(std::move(s));
-      skip_channels.push_back(ch);
-    }
-    if (level + 1 < cfg.levels()) {
-      Stage s;
-      s.down = unet::Downsample::load(w.sub(block("input_blocks", idx, 0)), ch);
-      u.input_blocks_.push_back(std::move(s));
-      skip_channels.push_back(ch);
-      ++idx;
-    }
+  for (unet::InputBlock& b : unet::load_input_blocks(w, cfg)) {
+    skip_channels.push_back(b.channels);
+    u.input_blocks_.push_back({std::move(b.res), std::move(b.attn), std::move(b.down), {}});
   }
+  int64_t ch = skip_channels.back();
 
-  u.middle_block_.res = unet::ResBlock::load(w.sub("middle_block.0."), ch, ch, emb_dim, cfg.groups);
-  u.middle_block_.attn = attention("middle_block.1.", ch, cfg.transformer_depth_middle);
+  unet::MiddleBlock middle = unet::load_middle_block(w, cfg, ch);
+  u.middle_block_.res = std::move(middle.res1);
+  u.middle_block_.attn = std::move(middle.attn);
   // The second ResBlock of the middle has no Stage slot of its own: it is run after attn.
-  u.middle_res2_ = unet::ResBlock::load(w.sub("middle_block.2."), ch, ch, emb_dim, cfg.groups);
+  u.middle_res2_ = std::move(middle.res2);
 
   // Up: num_res_blocks + 1 ResBlocks per level, each taking one skip; the last of a
   // level (not the top one) upsamples, as block .1 or, after a transformer, .2.
-  idx = 0;
+  int idx = 0;
   for (int level = cfg.levels() - 1; level >= 0; --level) {
     const int64_t width = mc * cfg.channel_mult[level];
     for (int r = 0; r <= cfg.num_res_blocks; ++r, ++idx) {
       Stage s;
       const int64_t skip = skip_channels.back();
       skip_channels.pop_back();
-      s.res = unet::ResBlock::load(w.sub(block("output_blocks", idx, 0)), ch + skip, width, emb_dim,
-                                   cfg.groups);
+      s.res = unet::ResBlock::load(w.sub(unet::block_prefix("output_blocks", idx, 0)), ch + skip,
+                                   width, emb_dim, cfg.groups);
       ch = width;
       const int depth = cfg.transformer_depth[level];
-      if (depth > 0) s.attn = attention(block("output_blocks", idx, 1), ch, depth);
+      if (depth > 0)
+        s.attn =
+            unet::load_attention(w, cfg, unet::block_prefix("output_blocks", idx, 1), ch, depth);
       if (level > 0 && r == cfg.num_res_blocks)
-        s.up = unet::Upsample::load(w.sub(block("output_blocks", idx, depth > 0 ? 2 : 1)), ch);
+        s.up = unet::Upsample::load(
+            w.sub(unet::block_prefix("output_blocks", idx, depth > 0 ? 2 : 1)), ch);
       u.output_blocks_.push_back(std::move(s));
     }
   }
