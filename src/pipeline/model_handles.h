@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "models/clip_text.h"
 #include "models/unet.h"
 #include "models/vae.h"
+#include "pipeline/deferred.h"
 #include "pipeline/model_family.h"
 #include "sampling/prediction.h"
 #include "sampling/schedule.h"
@@ -36,6 +38,11 @@ struct NetworkSource {
   Weights weights;
   std::string checkpoint_prefix;
   std::function<std::shared_ptr<const Net>(const Weights&)> build;
+  // Empty when the weights' names (after their prefix) are the single-file ones. Else (a
+  // diffusers folder's OpenCLIP tower in transformers' names) the single-file names LoRAs
+  // see, after checkpoint_prefix: each → the weights' names whose tensors are its row
+  // blocks in order (attn.in_proj_weight ← q_proj, k_proj, v_proj); no others are seen.
+  std::map<std::string, std::vector<std::string>> renamed;
 };
 
 // One LoRA of a stack and the strength it is applied with.
@@ -72,6 +79,12 @@ struct ModelHandle {
   std::shared_ptr<const NetworkSource<UNet>> unet_source;
   std::vector<LoraUse> loras;
   uint64_t lora_bytes = 0;  // the patched copies' size (what `loras` added in memory)
+  // Set by LoraLoader: `loras` are not merged yet (`unet` and `runner` are still the
+  // base's, for its configuration only), and this makes (or finds in the model cache) the
+  // merged model when a node first needs it: resolved() below, which
+  // NodeInputs::model() calls; only nodes that change settings or stack more LoRAs take
+  // the handle unresolved.
+  std::shared_ptr<const Deferred<ModelHandle>> deferred;
 };
 
 // CLIP: tokenizer + text encoders, and CLIPSetLastLayer's choice. Which encoders a family
@@ -101,6 +114,9 @@ struct ClipHandle {
   std::shared_ptr<const NetworkSource<ClipTextEncoder>> encoder_source, open_clip_source;
   std::vector<LoraUse> loras;
   uint64_t lora_bytes = 0;  // the patched copies' size
+  // As ModelHandle::deferred: the LoRA'd `encoder` / `open_clip` (the base's until
+  // resolved()).
+  std::shared_ptr<const Deferred<ClipHandle>> deferred;
   // The most layers any of the encoders has (CLIPSetLastLayer's range).
   int layers() const {
     int n = 0;
@@ -116,5 +132,10 @@ struct VaeHandle {
   // Pixel size of one latent pixel (8 for SD; 2 for the tiny test VAE).
   int scale() const { return 1 << (vae->config().levels() - 1); }
 };
+
+// The handle ready to run: `m` itself, or `m` with its deferred LoRA'd networks made (its
+// own settings kept: sampling, clip_skip, embeddings).
+ModelHandle resolved(const ModelHandle& m);
+ClipHandle resolved(const ClipHandle& c);
 
 }  // namespace darkroom::pipeline

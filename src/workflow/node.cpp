@@ -151,10 +151,16 @@ bool NodeInputs::get_bool(std::string_view name) const {
   return j.get<bool>();
 }
 
-const pipeline::ModelHandle& NodeInputs::model(std::string_view name) const {
+pipeline::ModelHandle NodeInputs::model(std::string_view name) const {
+  return pipeline::resolved(unresolved_model(name));
+}
+pipeline::ClipHandle NodeInputs::clip(std::string_view name) const {
+  return pipeline::resolved(unresolved_clip(name));
+}
+const pipeline::ModelHandle& NodeInputs::unresolved_model(std::string_view name) const {
   return get(name).as<pipeline::ModelHandle>();
 }
-const pipeline::ClipHandle& NodeInputs::clip(std::string_view name) const {
+const pipeline::ClipHandle& NodeInputs::unresolved_clip(std::string_view name) const {
   return get(name).as<pipeline::ClipHandle>();
 }
 const pipeline::VaeHandle& NodeInputs::vae(std::string_view name) const {

@@ -110,6 +110,9 @@ struct NodeDecl {
   bool output_node = false;  // SaveImage, PreviewImage: run when the prompt asks for output
   // /object_info's python_module: "nodes" for nodes.py, "comfy_extras.nodes_..." else.
   std::string python_module = "nodes";
+  // ComfyUI's DEPRECATED / EXPERIMENTAL class flags (the frontend hides or badges them).
+  bool deprecated = false;
+  bool experimental = false;
 
   std::function<NodeResult(const NodeInputs& in, NodeContext& ctx)> run;
 
@@ -195,8 +198,15 @@ class NodeInputs {
   const std::string& get_string(std::string_view name) const;  // STRING and COMBO
   bool get_bool(std::string_view name) const;
 
-  const pipeline::ModelHandle& model(std::string_view name) const;
-  const pipeline::ClipHandle& clip(std::string_view name) const;
+  // MODEL / CLIP ready to run: LoRAs that a LoraLoader deferred are merged here, on first
+  // use (pipeline::resolved).
+  pipeline::ModelHandle model(std::string_view name) const;
+  pipeline::ClipHandle clip(std::string_view name) const;
+  // The handle as the node upstream gave it, LoRAs perhaps not merged yet: for nodes that
+  // only change its settings (ModelSamplingDiscrete, CLIPSetLastLayer) or stack more
+  // LoRAs, so that a chain merges only the stack that is finally used.
+  const pipeline::ModelHandle& unresolved_model(std::string_view name) const;
+  const pipeline::ClipHandle& unresolved_clip(std::string_view name) const;
   const pipeline::VaeHandle& vae(std::string_view name) const;
   const pipeline::Conditioning& conditioning(std::string_view name) const;
   const pipeline::Latent& latent(std::string_view name) const;

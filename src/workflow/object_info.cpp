@@ -50,6 +50,8 @@ json node_info(const NodeDecl& d, const FolderPaths& paths) {
   out["category"] = d.category.empty() ? "sd" : d.category;
   out["output_node"] = d.output_node;
   if (any_tooltip) out["output_tooltips"] = std::move(tooltips);
+  if (d.deprecated) out["deprecated"] = true;  // server.py: only when set
+  if (d.experimental) out["experimental"] = true;
   return out;
 }
 

@@ -136,6 +136,7 @@ def test_object_info_declares_the_controlnet_nodes(cn_server):
     }
     assert old["output"] == ["CONDITIONING"]
     assert old["category"] == "conditioning/controlnet"
+    assert old["deprecated"] is True  # nodes.py: DEPRECATED = True
 
     adv = info["ControlNetApplyAdvanced"]
     assert adv["input"]["required"] == {
@@ -149,6 +150,7 @@ def test_object_info_declares_the_controlnet_nodes(cn_server):
     assert adv["output"] == ["CONDITIONING", "CONDITIONING"]
     assert adv["output_name"] == ["positive", "negative"]
     assert adv["display_name"] == "Apply ControlNet"
+    assert "deprecated" not in adv and "experimental" not in adv
 
     loader = info["ControlNetLoader"]
     files = loader["input"]["required"]["control_net_name"][0]

@@ -35,6 +35,7 @@
 #include "pipeline/family_fixtures.h"
 #include "pipeline/image.h"
 #include "pipeline/latent.h"
+#include "pipeline/model_cache.h"
 #include "sampling/torch_rng.h"
 #include "workflow/executor.h"
 #include "workflow/node.h"
@@ -389,6 +390,89 @@ TEST_F(LoraNodes, Fp8CheckpointTakesLoras) {
   const Tensor fp8 = latent_;
   ASSERT_EQ(run(mixed_prompt("sdxl32.safetensors", true)).status, ExecutionResult::Status::Success);
   EXPECT_EQ(max_abs_diff(fp8, latent_), 0.0);
+}
+
+// One node of `class_name` run on its own, as the executor would run it.
+std::vector<Value> run_node(const std::string& class_name, const NodeInputs& in,
+                            const FolderPaths& paths, pipeline::ModelCache& models) {
+  const NodeDecl* decl = NodeRegistry::instance().find(class_name);
+  EXPECT_NE(decl, nullptr) << class_name;
+  const json prompt = json::object(), extra = nullptr;
+  NodeContext ctx{.paths = paths, .models = models, .prompt = prompt, .extra_pnginfo = extra};
+  return decl->run(in, ctx).outputs;
+}
+
+// A chain of LoraLoaders merges only the stack that is used: each loader hands on its
+// stack unmerged (the base's networks stand in for configuration), nodes that only
+// change settings keep it so, and the first node that runs the MODEL / CLIP merges the
+// whole stack once, into the model cache under (base, stack), keeping its own settings.
+// (That the merged result is right: StacksSwitchSetsAndLeaveTheBaseAsIs, the same chain.)
+TEST_F(LoraNodes, ChainsMergeOnlyTheirLastStack) {
+  const FolderPaths& paths = env_.paths();
+  pipeline::ModelCache models(uint64_t{1} << 32);
+  NodeInputs ck;
+  ck.set("ckpt_name", Value::literal("COMBO", "golden.safetensors"));
+  const std::vector<Value> base = run_node("CheckpointLoaderSimple", ck, paths, models);
+  const auto lora = [&](const Value& model, const Value& clip, const Lora& l) {
+    NodeInputs in;
+    in.set("model", model);
+    in.set("clip", clip);
+    in.set("lora_name", Value::literal("COMBO", l.name));
+    in.set("strength_model", Value::literal("FLOAT", l.model));
+    in.set("strength_clip", Value::literal("FLOAT", *l.clip));
+    return run_node("LoraLoader", in, paths, models);
+  };
+  const size_t loaded = models.size();
+  const std::vector<Value> one = lora(base[0], base[1], kStack[0]);
+  const std::vector<Value> two = lora(one[0], one[1], kStack[1]);
+  EXPECT_EQ(models.size(), loaded + 2);  // the two LoRA files, nothing merged
+  const auto& m0 = base[0].as<pipeline::ModelHandle>();
+  const auto& m2 = two[0].as<pipeline::ModelHandle>();
+  const auto& c2 = two[1].as<pipeline::ClipHandle>();
+  ASSERT_TRUE(m2.deferred && c2.deferred);
+  EXPECT_EQ(m2.unet, m0.unet);
+  ASSERT_EQ(m2.loras.size(), 2u);
+  EXPECT_FLOAT_EQ(m2.loras[0].strength, 0.8f);
+  EXPECT_FLOAT_EQ(m2.loras[1].strength, 1.0f);
+  EXPECT_FLOAT_EQ(c2.loras[0].strength, 0.6f);
+
+  // ModelSamplingDiscrete and CLIPSetLastLayer between the loaders merge nothing either.
+  NodeInputs ms;
+  ms.set("model", one[0]);
+  ms.set("sampling", Value::literal("COMBO", "v_prediction"));
+  ms.set("zsnr", Value::literal("BOOLEAN", false));
+  const std::vector<Value> sampled = run_node("ModelSamplingDiscrete", ms, paths, models);
+  NodeInputs sl;
+  sl.set("clip", one[1]);
+  sl.set("stop_at_clip_layer", Value::literal("INT", -2));
+  const std::vector<Value> skipped = run_node("CLIPSetLastLayer", sl, paths, models);
+  const std::vector<Value> two_v = lora(sampled[0], skipped[0], kStack[1]);
+  EXPECT_EQ(models.size(), loaded + 2);
+
+  // First use: the whole stack is merged once per network, and the second chain (same
+  // base, same stack) finds it in the cache with its own settings kept.
+  NodeInputs use;
+  use.set("model", two[0]);
+  use.set("clip", two[1]);
+  use.set("model_v", two_v[0]);
+  use.set("clip_2", two_v[1]);
+  const pipeline::ModelHandle m = use.model("model");
+  const pipeline::ClipHandle c = use.clip("clip");
+  EXPECT_EQ(models.size(), loaded + 4);
+  EXPECT_FALSE(m.deferred || c.deferred);
+  EXPECT_NE(m.unet, m0.unet);
+  EXPECT_NE(c.encoder, base[1].as<pipeline::ClipHandle>().encoder);
+  EXPECT_GT(m.lora_bytes, 0u);
+  EXPECT_EQ(use.model("model").unet, m.unet);  // made once
+  const pipeline::ModelHandle mv = use.model("model_v");
+  const pipeline::ClipHandle cs = use.clip("clip_2");
+  EXPECT_EQ(models.size(), loaded + 4);
+  EXPECT_EQ(mv.unet, m.unet);
+  EXPECT_EQ(cs.encoder, c.encoder);
+  EXPECT_EQ(mv.sampling.prediction, sampling::Prediction::V);
+  EXPECT_EQ(m.sampling.prediction, sampling::Prediction::Eps);
+  EXPECT_EQ(cs.clip_skip, 2);
+  EXPECT_EQ(c.clip_skip, 1);
 }
 
 TEST_F(LoraNodes, ObjectInfoAsComfy) {

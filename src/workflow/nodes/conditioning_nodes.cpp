@@ -45,7 +45,7 @@ const NodeRegistrar kClipSetLastLayer(
                             {{"default", -1}, {"min", -24}, {"max", -1}, {"step", 1}})},
      .outputs = {{"CLIP", "CLIP"}},
      .run = [](const NodeInputs& in, NodeContext&) -> NodeResult {
-       pipeline::ClipHandle clip = in.clip("clip");
+       pipeline::ClipHandle clip = in.unresolved_clip("clip");  // a clone sharing the encoders
        const int64_t layer = in.get_int("stop_at_clip_layer");
        DR_CHECK(layer <= -1 && -layer <= clip.layers(), "CLIPSetLastLayer", "stop_at_clip_layer ",
                 layer, " is outside this text model's ", clip.layers(), " layers");

@@ -52,6 +52,7 @@ const NodeRegistrar kControlNetApply(
                   float_input("strength",
                               {{"default", 1.0}, {"min", 0.0}, {"max", 10.0}, {"step", 0.01}})},
      .outputs = {{"CONDITIONING", "CONDITIONING"}},
+     .deprecated = true,  // nodes.py: DEPRECATED = True (ControlNetApplyAdvanced replaces it)
      .run = [](const NodeInputs& in, NodeContext&) -> NodeResult {
        const Conditioning& cond = in.conditioning("conditioning");
        if (in.get_float("strength") == 0.0) return {{Value::of("CONDITIONING", cond)}};

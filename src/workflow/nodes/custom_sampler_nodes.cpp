@@ -49,7 +49,7 @@ const NodeRegistrar kSdTurboScheduler(
      .outputs = {{"SIGMAS", "SIGMAS"}},
      .python_module = "comfy_extras.nodes_custom_sampler",
      .run = [](const NodeInputs& in, NodeContext&) -> NodeResult {
-       const pipeline::ModelHandle& m = in.model("model");
+       const pipeline::ModelHandle& m = in.unresolved_model("model");  // its schedule only
        return {{Value::of(
            "SIGMAS", sd_turbo_sigmas(*m.sampling.schedule, static_cast<int>(in.get_int("steps")),
                                      in.get_float("denoise")))}};

@@ -1,11 +1,13 @@
 // LoRA nodes (nodes.py): LoraLoader and LoraLoaderModelOnly. A LoRA file is read once per
 // (file, base model) and kept in the model cache; each node returns a MODEL / CLIP with
-// the LoRA stacked on whatever LoRAs its input already carries, rebuilt from the base
-// checkpoint's weights (pipeline/lora_apply.h), so chained loaders stack and a different
-// set is another rebuild, never a checkpoint reload. The rebuilt MODEL / CLIP is kept in
-// the model cache too, under its base and its whole stack (files and strengths), costed at
-// its patched copies: a server whose users alternate between LoRA sets merges each set
-// once while the cache has room (ComfyUI re-patches whenever the set changes).
+// the LoRA stacked on whatever LoRAs its input already carries, to be rebuilt from the
+// base checkpoint's weights (pipeline/lora_apply.h) when a node first runs it
+// (pipeline::Deferred), so chained loaders stack, only the last stack of a chain is
+// merged, and a different set is another rebuild, never a checkpoint reload. The rebuilt
+// MODEL / CLIP is kept in the model cache, under its base and its whole stack (files and
+// strengths), costed at its patched copies: a server whose users alternate between LoRA
+// sets merges each set once while the cache has room (ComfyUI re-patches whenever the set
+// changes).
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -72,32 +74,52 @@ std::string stack_key(const std::vector<pipeline::LoraUse>& stack) {
   return key;
 }
 
+// `model` with `stack` (its LoRAs and one more) to be merged when a node first runs it:
+// a chain of loaders merges only its last stack. The merged model is kept in the model
+// cache under its base and its whole stack; the source's address names the base while
+// the cached handle (which holds it) lives.
 pipeline::ModelHandle model_with(NodeContext& ctx, const pipeline::ModelHandle& model,
                                  std::vector<pipeline::LoraUse> stack) {
-  // The source's address names the base while the cached handle (which holds it) lives.
+  pipeline::ModelHandle base = model;
+  base.deferred = nullptr;
+  pipeline::ModelHandle out = base;  // the base's UNet, for its configuration, until resolved
+  out.loras = stack;
   const std::string key =
       "lora_model:" + std::to_string(reinterpret_cast<std::uintptr_t>(model.unet_source.get())) +
       ":" + stack_key(stack);
-  return *ctx.models.get_or_load<pipeline::ModelHandle>(
-      key, [&]() -> std::pair<std::shared_ptr<const pipeline::ModelHandle>, uint64_t> {
-        auto h = std::make_shared<const pipeline::ModelHandle>(
-            pipeline::with_loras(model, std::move(stack)));
-        return {h, h->lora_bytes};
+  out.deferred = std::make_shared<const pipeline::Deferred<pipeline::ModelHandle>>(
+      [cache = &ctx.models, key, base = std::move(base), stack = std::move(stack)] {
+        return *cache->get_or_load<pipeline::ModelHandle>(
+            key, [&]() -> std::pair<std::shared_ptr<const pipeline::ModelHandle>, uint64_t> {
+              auto h =
+                  std::make_shared<const pipeline::ModelHandle>(pipeline::with_loras(base, stack));
+              return {h, h->lora_bytes};
+            });
       });
+  return out;
 }
 
+// The same for a CLIP.
 pipeline::ClipHandle clip_with(NodeContext& ctx, const pipeline::ClipHandle& clip,
                                std::vector<pipeline::LoraUse> stack) {
+  pipeline::ClipHandle base = clip;
+  base.deferred = nullptr;
+  pipeline::ClipHandle out = base;
+  out.loras = stack;
   const std::string key =
       "lora_clip:" + std::to_string(reinterpret_cast<std::uintptr_t>(clip.encoder_source.get())) +
       ":" + std::to_string(reinterpret_cast<std::uintptr_t>(clip.open_clip_source.get())) + ":" +
       stack_key(stack);
-  return *ctx.models.get_or_load<pipeline::ClipHandle>(
-      key, [&]() -> std::pair<std::shared_ptr<const pipeline::ClipHandle>, uint64_t> {
-        auto h = std::make_shared<const pipeline::ClipHandle>(
-            pipeline::with_loras(clip, std::move(stack)));
-        return {h, h->lora_bytes};
+  out.deferred = std::make_shared<const pipeline::Deferred<pipeline::ClipHandle>>(
+      [cache = &ctx.models, key, base = std::move(base), stack = std::move(stack)] {
+        return *cache->get_or_load<pipeline::ClipHandle>(
+            key, [&]() -> std::pair<std::shared_ptr<const pipeline::ClipHandle>, uint64_t> {
+              auto h =
+                  std::make_shared<const pipeline::ClipHandle>(pipeline::with_loras(base, stack));
+              return {h, h->lora_bytes};
+            });
       });
+  return out;
 }
 
 const NodeRegistrar kLoraLoader(
@@ -121,8 +143,8 @@ const NodeRegistrar kLoraLoader(
      .outputs = {{"MODEL", "MODEL", false, "The modified diffusion model."},
                  {"CLIP", "CLIP", false, "The modified CLIP model."}},
      .run = [](const NodeInputs& in, NodeContext& ctx) -> NodeResult {
-       const pipeline::ModelHandle& model = in.model("model");
-       const pipeline::ClipHandle& clip = in.clip("clip");
+       const pipeline::ModelHandle& model = in.unresolved_model("model");
+       const pipeline::ClipHandle& clip = in.unresolved_clip("clip");
        const auto sm = static_cast<float>(in.get_float("strength_model"));
        const auto sc = static_cast<float>(in.get_float("strength_clip"));
        if (sm == 0.0f && sc == 0.0f) return {{in.get("model"), in.get("clip")}};
@@ -149,7 +171,7 @@ const NodeRegistrar kLoraLoaderModelOnly(
                   float_input("strength_model", kStrength)},
      .outputs = {{"MODEL", "MODEL"}},
      .run = [](const NodeInputs& in, NodeContext& ctx) -> NodeResult {
-       const pipeline::ModelHandle& model = in.model("model");
+       const pipeline::ModelHandle& model = in.unresolved_model("model");
        const auto sm = static_cast<float>(in.get_float("strength_model"));
        if (sm == 0.0f) return {{in.get("model")}};
        const auto lora = open_lora(in.get_string("lora_name"), ctx, model, nullptr);

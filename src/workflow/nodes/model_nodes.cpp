@@ -19,7 +19,7 @@ const NodeRegistrar kModelSamplingDiscrete(
      .outputs = {{"MODEL", "MODEL"}},
      .python_module = "comfy_extras.nodes_model_advanced",
      .run = [](const NodeInputs& in, NodeContext&) -> NodeResult {
-       pipeline::ModelHandle m = in.model("model");  // a clone sharing the network
+       pipeline::ModelHandle m = in.unresolved_model("model");  // a clone sharing the network
        const std::string& s = in.get_string("sampling");
        m.sampling.zsnr = in.get_bool("zsnr");
        m.sampling.lcm = false;
