@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <optional>
+#include <set>
 #include <string_view>
 #include <vector>
 
@@ -164,27 +165,24 @@ void add_open_clip(const std::map<std::string, Shape>& base, std::string_view pr
                    std::string_view kohya, std::string_view diffusers,
                    std::map<std::string, LoraTarget>& map) {
   const std::string blocks = std::string(prefix) + "transformer.resblocks.";
-  auto add = [&](const std::string& module, LoraTarget t) {
-    map[std::string(kohya) + flat(module)] = t;
-    map[std::string(diffusers) + module] = std::move(t);
-  };
-  for (const auto& [name, shape] : base) {
-    if (!starts_with(name, blocks)) continue;
-    const std::string rest = name.substr(blocks.size());
-    const size_t dot = rest.find('.');
-    const std::string leaf = rest.substr(dot + 1);
-    const std::string layer = "text_model.encoder.layers." + rest.substr(0, dot) + ".";
-    if (leaf == "attn.in_proj_weight") {
-      const int64_t c = shape[0] / 3;
-      add(layer + "self_attn.q_proj", {name, 0, c});
-      add(layer + "self_attn.k_proj", {name, c, 2 * c});
-      add(layer + "self_attn.v_proj", {name, 2 * c, 3 * c});
-    } else if (leaf == "attn.out_proj.weight") {
-      add(layer + "self_attn.out_proj", {name});
-    } else if (leaf == "mlp.c_fc.weight") {
-      add(layer + "mlp.fc1", {name});
-    } else if (leaf == "mlp.c_proj.weight") {
-      add(layer + "mlp.fc2", {name});
+  std::set<int> layers;
+  for (auto it = base.lower_bound(blocks); it != base.end() && starts_with(it->first, blocks);
+       ++it) {
+    const std::string_view rest = std::string_view(it->first).substr(blocks.size());
+    layers.insert(index_of(rest.substr(0, rest.find('.'))));
+  }
+  for (int layer : layers) {
+    for (const OpenClipLinear& w : open_clip_linears(layer)) {
+      const auto found = base.find(std::string(prefix) + w.open_clip);
+      if (found == base.end()) continue;
+      const int64_t n = static_cast<int64_t>(w.modules.size());
+      const int64_t rows = found->second[0] / n;
+      for (int64_t j = 0; j < n; ++j) {
+        const LoraTarget t =
+            n == 1 ? LoraTarget{found->first} : LoraTarget{found->first, j * rows, (j + 1) * rows};
+        map[std::string(kohya) + flat(w.modules[j])] = t;
+        map[std::string(diffusers) + w.modules[j]] = t;
+      }
     }
   }
 }
@@ -200,6 +198,18 @@ std::map<std::string, LoraTarget> lora_key_map(const std::map<std::string, Shape
   add_open_clip(base, "cond_stage_model.model.", "lora_te_", "text_encoder.", map);
   add_open_clip(base, "conditioner.embedders.1.model.", "lora_te2_", "text_encoder_2.", map);
   return map;
+}
+
+std::vector<OpenClipLinear> open_clip_linears(int n) {
+  const std::string oc = "transformer.resblocks." + std::to_string(n) + ".";
+  const std::string hf = "text_model.encoder.layers." + std::to_string(n) + ".";
+  return {
+      {oc + "attn.in_proj_weight",
+       {hf + "self_attn.q_proj", hf + "self_attn.k_proj", hf + "self_attn.v_proj"}},
+      {oc + "attn.out_proj.weight", {hf + "self_attn.out_proj"}},
+      {oc + "mlp.c_fc.weight", {hf + "mlp.fc1"}},
+      {oc + "mlp.c_proj.weight", {hf + "mlp.fc2"}},
+  };
 }
 
 }  // namespace darkroom

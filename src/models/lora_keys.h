@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "core/shape.h"
 
@@ -37,5 +38,17 @@ struct LoraTarget {
 
 // LoRA module name → target, for a base checkpoint with these tensors (full names).
 std::map<std::string, LoraTarget> lora_key_map(const std::map<std::string, Shape>& base);
+
+// One of OpenCLIP's text-tower weights that LoRA modules patch: `open_clip`, its name in the
+// tower ("transformer.resblocks.N.attn.in_proj_weight"), and the transformers CLIP modules
+// ("text_model.encoder.layers.N.self_attn.q_proj", …) whose weights are its row blocks, in
+// order. The one OpenCLIP ↔ transformers table of these names (lora_key_map's, and a
+// diffusers folder's OpenCLIP tower presented to LoRAs under OpenCLIP's names).
+struct OpenClipLinear {
+  std::string open_clip;
+  std::vector<std::string> modules;
+};
+// Those of layer `n`: in_proj_weight (q_proj, k_proj, v_proj), out_proj, c_fc, c_proj.
+std::vector<OpenClipLinear> open_clip_linears(int n);
 
 }  // namespace darkroom

@@ -5,9 +5,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "models/unet.h"
 #include "models/vae.h"
@@ -18,15 +20,16 @@ namespace darkroom::pipeline {
 
 // Builds a network from `w` after w.remember(), and records how (`source`) so LoRAs can
 // rebuild it later sharing its tensors (lora_apply.h). `checkpoint_prefix`: the names'
-// prefix in a single-file checkpoint.
+// prefix in a single-file checkpoint; `renamed`: NetworkSource::renamed.
 template <class Net>
 std::shared_ptr<const Net> build_with_source(
     const Weights& w, std::string checkpoint_prefix,
     std::function<std::shared_ptr<const Net>(const Weights&)> build,
-    std::shared_ptr<const NetworkSource<Net>>& source) {
+    std::shared_ptr<const NetworkSource<Net>>& source,
+    std::map<std::string, std::vector<std::string>> renamed = {}) {
   w.remember();
   source = std::make_shared<const NetworkSource<Net>>(
-      NetworkSource<Net>{w, std::move(checkpoint_prefix), std::move(build)});
+      NetworkSource<Net>{w, std::move(checkpoint_prefix), std::move(build), std::move(renamed)});
   return source->build(w);
 }
 

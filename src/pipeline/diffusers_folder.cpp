@@ -2,12 +2,16 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "models/clip_text.h"
+#include "models/lora_keys.h"
 #include "models/unet_diffusers_names.h"
 #include "models/vae_diffusers_names.h"
 #include "pipeline/checkpoint.h"
@@ -77,16 +81,40 @@ std::shared_ptr<const ClipTextEncoder> load_text_encoder(
       source);
 }
 
-// CLIPTextModelWithProjection → OpenCLIP bigG with its projection.
-std::shared_ptr<const ClipTextEncoder> load_text_encoder_2(const fs::path& dir, DeviceId device,
-                                                           DType dtype, uint64_t& bytes) {
+// An OpenCLIP tower of `layers` layers in transformers' names, presented to LoRAs under the
+// single-file OpenCLIP names (NetworkSource::renamed, from lora_keys.h's one table):
+// `text_model` is where the weights' names keep transformers' "text_model." level ("" when
+// the weights' prefix is that level).
+std::map<std::string, std::vector<std::string>> open_clip_names(int layers,
+                                                                const std::string& text_model) {
+  constexpr std::string_view kLevel = "text_model.";
+  std::map<std::string, std::vector<std::string>> out;
+  for (int n = 0; n < layers; ++n)
+    for (const OpenClipLinear& w : open_clip_linears(n))
+      for (const std::string& m : w.modules)
+        out[w.open_clip].push_back(text_model + m.substr(kLevel.size()) + ".weight");
+  return out;
+}
+
+// CLIPTextModelWithProjection → OpenCLIP bigG with its projection; LoRAs see it as the
+// single-file tower under `checkpoint_prefix`.
+std::shared_ptr<const ClipTextEncoder> load_text_encoder_2(
+    const fs::path& dir, DeviceId device, DType dtype, uint64_t& bytes,
+    const std::string& checkpoint_prefix,
+    std::shared_ptr<const NetworkSource<ClipTextEncoder>>& source) {
   const json config = read_json(dir / "config.json");
   const Weights w =
       clip_text_with_projection_weights_from_hf(open_part(dir, "model"), device, dtype);
   const ClipTextConfig c = ClipTextConfig::detect_hf_with_projection(
       w, config.value("num_attention_heads", 0), activation(config, dir));
   bytes += weights_bytes(w, dtype);
-  return std::make_shared<const ClipTextEncoder>(ClipTextEncoder::load_hf_with_projection(w, c));
+  return build_with_source<ClipTextEncoder>(
+      w, checkpoint_prefix,
+      [c](const Weights& w) {
+        return std::make_shared<const ClipTextEncoder>(
+            ClipTextEncoder::load_hf_with_projection(w, c));
+      },
+      source, open_clip_names(c.layers, "text_model."));
 }
 
 // diffusers' attention_head_dim: a number is the head count of every level (SD 1.x: 8); a
@@ -163,25 +191,30 @@ LoadedCheckpoint load_diffusers_folder(const std::string& path,
       // and its pipeline takes final_layer_norm(that 23rd layer), which is ComfyUI's SD 2.x
       // default (sd2_clip.py: "penultimate" of 24, layer_norm_hidden_state). So clip_skip
       // keeps ComfyUI's count (2 = penultimate) over a tower one layer short; a folder
-      // holding all 24 layers of ViT-H lacks none.
-      // (No NetworkSource: LoRAs patch the UNet only.)
+      // holding all 24 layers of ViT-H lacks none. LoRAs see the single-file tower's names
+      // (keys for the missing layer stay unmatched).
       const auto [w, c] = read_text_encoder(dir / "text_encoder", device, dtype, bytes);
-      out.clip.open_clip = std::make_shared<const ClipTextEncoder>(ClipTextEncoder::load(w, c));
+      out.clip.open_clip = build_with_source<ClipTextEncoder>(
+          w, kSd2ClipPrefix,
+          [c](const Weights& w) {
+            return std::make_shared<const ClipTextEncoder>(ClipTextEncoder::load(w, c));
+          },
+          out.clip.open_clip_source, open_clip_names(c.layers, ""));
       constexpr int kVitHLayers = 24;
       out.clip.open_clip_dropped_layers = c.layers == kVitHLayers ? 0 : 1;
       out.clip.clip_skip = 2;
       break;
     }
     case ModelFamily::Sdxl:
-      // (text_encoder_2 keeps transformers' names, which LoRA keys for bigG do not name:
-      // no NetworkSource, so LoRAs patch CLIP-L and the UNet only)
       out.clip.encoder = load_text_encoder(dir / "text_encoder", device, dtype, bytes,
                                            kSdxlClipLPrefix, out.clip.encoder_source);
-      out.clip.open_clip = load_text_encoder_2(dir / "text_encoder_2", device, dtype, bytes);
+      out.clip.open_clip = load_text_encoder_2(dir / "text_encoder_2", device, dtype, bytes,
+                                               kSdxlClipGPrefix, out.clip.open_clip_source);
       out.clip.clip_skip = 2;
       break;
     case ModelFamily::SdxlRefiner:
-      out.clip.open_clip = load_text_encoder_2(dir / "text_encoder_2", device, dtype, bytes);
+      out.clip.open_clip = load_text_encoder_2(dir / "text_encoder_2", device, dtype, bytes,
+                                               kSdxlRefinerClipGPrefix, out.clip.open_clip_source);
       out.clip.clip_skip = 2;
       break;
   }

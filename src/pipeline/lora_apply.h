@@ -21,8 +21,9 @@
 namespace darkroom::pipeline {
 
 // Names (as in a single-file checkpoint) and shapes of every tensor that the model's UNet
-// and the clip's encoders were built from: what LoraFile::open matches module names
-// against. Either handle may be null.
+// and the clip's encoders were built from (of a source with NetworkSource::renamed, the
+// renamed tensors only): what LoraFile::open matches module names against. Either handle
+// may be null.
 std::map<std::string, Shape> lora_base_shapes(const ModelHandle* model, const ClipHandle* clip);
 
 // `stack` with one more LoRA at `strength` on top.
