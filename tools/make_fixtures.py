@@ -49,15 +49,25 @@ GENERATORS = {
     # LoraLoader / LoraLoaderModelOnly goldens: LoRA stacks fused by diffusers + PEFT into
     # pipeline_golden's tiny SD 1.5, 4 k-diffusion euler steps
     "lora_pipeline": TOOLS / "fixtures" / "lora_pipeline.py",
+    # LoRAs on the OpenCLIP text encoders (bigG, ViT-H) of sdxl_pipeline's tiny SDXL / SD 2.x,
+    # merged by PEFT into the transformers models; kohya names checked by diffusers' reader
+    "lora_folder_te": TOOLS / "fixtures" / "lora_folder_te.py",
     # inpainting: a 9-channel tiny SD 1.5 UNet (diffusers), ComfyUI's VAEEncodeForInpaint,
     # InpaintModelConditioning, concat_cond and KSamplerX0Inpaint transcribed, k-diffusion
     "inpaint": TOOLS / "fixtures" / "inpaint.py",
+    # SDXL inpainting: the tiny SDXL with a 9-channel conv_in, inpaint.py's nodes with SDXL's
+    # text_embeds / time_ids and latent scale, k-diffusion euler (reads sdxl_pipeline's
+    # model and inpaint's PNG inputs)
+    "inpaint_sdxl": TOOLS / "fixtures" / "inpaint_sdxl.py",
     # ControlNets: diffusers ControlNetModel (SD 1.5 / SDXL layouts), ldm files checked by
     # diffusers' from_single_file, UNet2DConditionModel with the residuals
     "controlnet": TOOLS / "fixtures" / "controlnet.py",
     # ControlNet sampling goldens: k-diffusion euler around diffusers' ControlNetModel +
     # UNet2DConditionModel with ComfyUI's strength / range / chain rules (after "controlnet")
     "controlnet_pipeline": TOOLS / "fixtures" / "controlnet_pipeline.py",
+    # SD 2.x and difference ControlNets: diffusers ControlNetModel shaped for sdxl_pipeline's
+    # tiny SD 2.x UNet (after "sdxl_pipeline"), its ldm file checked by from_single_file
+    "controlnet_sd2": TOOLS / "fixtures" / "controlnet_sd2.py",
     # the Canny node: opencv-python's Canny (kornia's and skimage's as sanity bounds)
     "canny": TOOLS / "fixtures" / "canny.py",
 }

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "backend/ops.h"
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "models/key_names.h"
@@ -67,8 +68,9 @@ std::string unsupported_kind(const CheckpointFile& f) {
     return "a Union ControlNet (task_embedding / control_add_embedding)";
   if (has_head("adapter.") || has_head("body.") || has_head("backbone."))
     return "a T2I-Adapter (or Stable Cascade ControlNet)";
-  if (f.has("difference"))
-    return "a difference ControlNet (its weights are added to a base UNet's; not supported)";
+  if (f.has("difference") && !f.has(std::string(kPthPrefix) + "zero_convs.0.0.weight"))
+    return "a difference ControlNet without control_model. names (the only layout whose "
+           "weights ComfyUI adds to a model's)";
   return "";
 }
 
@@ -143,27 +145,29 @@ std::optional<int> metadata_int(const CheckpointFile& f, const std::string& key)
 std::string facts(const UNetConfig& c) {
   std::ostringstream os;
   os << "model_channels " << c.model_channels << ", " << c.levels() << " levels, context width "
-     << c.context_dim << ", label_emb "
+     << c.context_dim << (c.linear_proj ? ", Linear proj_in" : ", 1×1-conv proj_in")
+     << ", label_emb "
      << (c.adm_in_channels > 0 ? std::to_string(c.adm_in_channels) : std::string("none"));
   return os.str();
 }
 
-// SD 1.x or SDXL (or the family a tiny test file declares); the heads and groups.
+// The family from the shapes (or the one a tiny test file declares); the heads and groups.
 void settle_family(const CheckpointFile& f, UNetConfig& c) {
   auto it = f.metadata().find("darkroom.family");
   const std::string declared = it == f.metadata().end() ? "" : it->second;
-  const bool sd15 = c.context_dim == 768 && c.adm_in_channels == 0;
-  const bool sdxl = c.context_dim == 2048 && c.adm_in_channels == 2816;
   if (declared.empty()) {
-    DR_CHECK(sd15 || sdxl, kOp, f.path(),
+    DR_CHECK(controlnet_family(c).has_value(), kOp, f.path(),
              ": a ControlNet for no supported model (darkroom runs SD 1.x ControlNets: context "
-             "768, no label_emb; and SDXL ones: context 2048, label_emb 2816); found ",
+             "768, no label_emb; SD 2.x ones: context 1024, Linear proj_in, no label_emb; and "
+             "SDXL ones: context 2048, label_emb 2816); found ",
              facts(c));
   } else {
-    DR_CHECK(declared == "sd15" || declared == "sdxl", kOp, f.path(), ": darkroom.family '",
-             declared, "' is not sd15 or sdxl");
+    DR_CHECK(declared == "sd15" || declared == "sd2" || declared == "sdxl", kOp, f.path(),
+             ": darkroom.family '", declared, "' is not sd15, sd2 or sdxl");
     DR_CHECK((declared == "sdxl") == (c.adm_in_channels > 0), kOp, f.path(), ": declared ",
              declared, " but found ", facts(c));
+    DR_CHECK(declared != "sd2" || c.linear_proj, kOp, f.path(),
+             ": declared sd2 but proj_in is a 1×1 conv (SD 2.x's is Linear)");
   }
   if (auto g = metadata_int(f, "darkroom.unet.groups")) c.groups = *g;
   if (auto h = metadata_int(f, "darkroom.unet.num_heads")) {
@@ -176,27 +180,80 @@ void settle_family(const CheckpointFile& f, UNetConfig& c) {
   }
 }
 
+// A difference ControlNet's tensors under ldm names (without "control_model."): file[X] +
+// base[X] where the base UNet has X (its stored tensor cast to the file tensor's dtype,
+// the sum rounded to that dtype, as torch's in-place add), file[X] elsewhere; on the CPU.
+Weights difference_weights(const CheckpointFile& f, const Weights& base, DeviceId device,
+                           DType dtype) {
+  const Weights all = f.weights("", kCpu, DType::F32);
+  std::map<std::string, Tensor> tensors;
+  int added = 0;
+  for (const auto& [name, shape] : f.tensors()) {
+    if (!starts_with(name, kPthPrefix)) continue;
+    const std::string x = name.substr(kPthPrefix.size());
+    Tensor t = all.stored(name);
+    const Tensor b = base.stored(base.prefix() + x);
+    if (b.defined()) {
+      DR_CHECK(b.shape() == t.shape(), kOp, f.path(), ": ", name, " has shape ", t.shape(),
+               " but the model's ", base.prefix(), x, " has ", b.shape(),
+               "; the difference ControlNet is for another model");
+      // base in the file's dtype (f8 / f16 / bf16 → f32 is exact, so via f32), summed in
+      // f32 and rounded once to the file's dtype: torch's f16 / bf16 addition.
+      auto to_f32 = [](const Tensor& v) { return ops::cast(v, DType::F32); };
+      const Tensor base_in_file_dtype = ops::cast(to_f32(b), t.dtype());
+      t = ops::cast(ops::add(to_f32(t), to_f32(base_in_file_dtype)), t.dtype());
+      ++added;
+    }
+    tensors.emplace(x, std::move(t));
+  }
+  DR_CHECK(added > 0, kOp, f.path(),
+           ": a difference ControlNet none of whose tensors the model's UNet has (names under ",
+           base.prefix().empty() ? std::string("\"\"") : base.prefix(),
+           "); it is for another model");
+  return Weights::from_tensors(std::move(tensors), "", device, dtype);
+}
+
+CheckpointFile open_file(const std::string& path) {
+  try {
+    return CheckpointFile::open(path);
+  } catch (const Error& e) {
+    fail(kOp, path, ": not a readable .safetensors or torch.save file: ", e.what());
+  }
+}
+
 }  // namespace
 
+bool is_difference_controlnet(const std::string& path) {
+  return open_file(path).has("difference");
+}
+
+std::optional<ModelFamily> controlnet_family(const UNetConfig& c) {
+  if (c.context_dim == 768 && c.adm_in_channels == 0) return ModelFamily::Sd15;
+  if (c.context_dim == 1024 && c.adm_in_channels == 0 && c.linear_proj) return ModelFamily::Sd2;
+  if (c.context_dim == 2048 && c.adm_in_channels == 2816) return ModelFamily::Sdxl;
+  return std::nullopt;
+}
+
 std::shared_ptr<const ControlNet> load_controlnet(const std::string& path, DeviceId device,
-                                                  DType dtype, uint64_t* bytes) {
-  auto open = [&]() {
-    try {
-      return CheckpointFile::open(path);
-    } catch (const Error& e) {
-      fail(kOp, path, ": not a readable .safetensors or torch.save file: ", e.what());
-    }
-  };
-  const CheckpointFile file = open();
+                                                  DType dtype, uint64_t* bytes,
+                                                  const Weights* diff_base) {
+  const CheckpointFile file = open_file(path);
   const std::string kind = unsupported_kind(file);
   DR_CHECK(kind.empty(), kOp, path, ": ", kind,
-           "; darkroom runs ControlNets of the ldm / diffusers ControlNetModel layout for SD 1.x "
-           "and SDXL");
+           "; darkroom runs ControlNets of the ldm / diffusers ControlNetModel layout for SD 1.x, "
+           "SD 2.x and SDXL");
+  const bool difference = file.has("difference");
+  DR_CHECK(!difference || diff_base != nullptr, kOp, path,
+           ": a difference ControlNet (a \"difference\" tensor: its weights are added to a "
+           "model's UNet); load it with DiffControlNetLoader (Load ControlNet Model (diff)), "
+           "which takes the MODEL");
 
   try {
     std::optional<Weights> w;
     if (file.has("controlnet_cond_embedding.conv_in.weight")) {  // diffusers
       w = renamed_weights(file, ldm_names(file), device, dtype);
+    } else if (difference) {  // control_model. names (unsupported_kind checked it)
+      w = difference_weights(file, *diff_base, device, dtype);
     } else if (file.has(std::string(kPthPrefix) + "zero_convs.0.0.weight")) {
       w = file.weights(std::string(kPthPrefix), device, dtype);
     } else if (file.has("zero_convs.0.0.weight")) {

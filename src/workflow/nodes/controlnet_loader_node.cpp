@@ -2,6 +2,14 @@
 // on the executor's device in its compute dtype (pipeline/controlnet_loader.h) and kept in
 // the model cache under (file, dtype, device). Its CONTROL_NET output holds a
 // std::shared_ptr<const ControlNet> (NodeInputs::control_net).
+//
+// DiffControlNetLoader ("Load ControlNet Model (diff)"): the same with a MODEL, whose UNet
+// weights a difference ControlNet's are added to (ModelHandle::unet_source, the weights
+// the checkpoint loader built the UNet from; LoRAs stacked on the MODEL are not part of
+// them). A file that is no difference ControlNet loads as with ControlNetLoader. Cached
+// under (file, dtype, device, the source); the cached net holds the source, so that its
+// address names it while the entry lives.
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -10,10 +18,25 @@
 #include "backend/device.h"
 #include "pipeline/controlnet_loader.h"
 #include "pipeline/model_cache.h"
+#include "pipeline/model_handles.h"
 #include "workflow/node.h"
 
 namespace darkroom::workflow {
 namespace {
+
+std::string cache_key(const std::string& path, const NodeContext& ctx) {
+  const DType dtype = device_for(ctx.device).compute_dtype();
+  return "controlnet:" + path + ":" + std::string(dtype_name(dtype)) + ":" + ctx.device.str();
+}
+
+std::string find_file(const NodeInputs& in, const NodeContext& ctx) {
+  const std::string& name = in.get_string("control_net_name");
+  const std::optional<std::string> path = ctx.paths.find("controlnet", name);
+  // ComfyUI's get_full_path_or_raise message.
+  DR_CHECK(path.has_value(), "workflow", "Model in folder 'controlnet' with filename '", name,
+           "' not found.");
+  return *path;
+}
 
 const NodeRegistrar kControlNetLoader(
     {.class_name = "ControlNetLoader",
@@ -22,19 +45,52 @@ const NodeRegistrar kControlNetLoader(
      .required = {folder_combo_input("control_net_name", "controlnet")},
      .outputs = {{"CONTROL_NET", "CONTROL_NET"}},
      .run = [](const NodeInputs& in, NodeContext& ctx) -> NodeResult {
-       const std::string& name = in.get_string("control_net_name");
-       const std::optional<std::string> path = ctx.paths.find("controlnet", name);
-       // ComfyUI's get_full_path_or_raise message.
-       DR_CHECK(path.has_value(), "workflow", "Model in folder 'controlnet' with filename '", name,
-                "' not found.");
+       const std::string path = find_file(in, ctx);
        const DType dtype = device_for(ctx.device).compute_dtype();
-       const std::string key =
-           "controlnet:" + *path + ":" + std::string(dtype_name(dtype)) + ":" + ctx.device.str();
+       const std::string key = cache_key(path, ctx);
        std::shared_ptr<const ControlNet> net = ctx.models.get_or_load<ControlNet>(
            key, [&]() -> std::pair<std::shared_ptr<const ControlNet>, uint64_t> {
              uint64_t bytes = 0;
-             auto loaded = pipeline::load_controlnet(*path, ctx.device, dtype, &bytes);
+             auto loaded = pipeline::load_controlnet(path, ctx.device, dtype, &bytes);
              return {std::move(loaded), bytes};
+           });
+       return {{Value::of("CONTROL_NET", std::move(net))}};
+     }});
+
+// The ControlNet and the UNet source its weights were added to, kept alive together.
+struct DiffControlNet {
+  std::shared_ptr<const pipeline::NetworkSource<UNet>> base;
+  ControlNet net;
+};
+
+const NodeRegistrar kDiffControlNetLoader(
+    {.class_name = "DiffControlNetLoader",
+     .display_name = "Load ControlNet Model (diff)",
+     .category = "loaders",
+     .required = {link_input("model", "MODEL"),
+                  folder_combo_input("control_net_name", "controlnet")},
+     .outputs = {{"CONTROL_NET", "CONTROL_NET"}},
+     .run = [](const NodeInputs& in, NodeContext& ctx) -> NodeResult {
+       const std::string path = find_file(in, ctx);
+       const pipeline::ModelHandle& model = in.unresolved_model("model");
+       const DType dtype = device_for(ctx.device).compute_dtype();
+       std::shared_ptr<const pipeline::NetworkSource<UNet>> base = model.unet_source;
+       const std::string key = cache_key(path, ctx) + ":diff:" +
+                               std::to_string(reinterpret_cast<std::uintptr_t>(base.get()));
+       std::shared_ptr<const ControlNet> net = ctx.models.get_or_load<ControlNet>(
+           key, [&]() -> std::pair<std::shared_ptr<const ControlNet>, uint64_t> {
+             uint64_t bytes = 0;
+             if (!base) {  // a plain file needs no weights of the model
+               DR_CHECK(!pipeline::is_difference_controlnet(path), "DiffControlNetLoader", path,
+                        " is a difference ControlNet, but the MODEL (", model.source,
+                        ") keeps no UNet weights to add it to");
+               auto loaded = pipeline::load_controlnet(path, ctx.device, dtype, &bytes);
+               return {std::move(loaded), bytes};
+             }
+             auto loaded =
+                 pipeline::load_controlnet(path, ctx.device, dtype, &bytes, &base->weights);
+             auto both = std::make_shared<const DiffControlNet>(DiffControlNet{base, *loaded});
+             return {std::shared_ptr<const ControlNet>(both, &both->net), bytes};
            });
        return {{Value::of("CONTROL_NET", std::move(net))}};
      }});
