@@ -61,13 +61,14 @@ std::string write(const Sd2Shaped& s, const std::string& tag) {
 
 // (family, v-prediction) of the file, as load_checkpoint decides them.
 std::pair<ModelFamily, bool> judge(const Sd2Shaped& s, const std::string& tag) {
-  const std::string path = write(s, tag);
-  const CheckpointFile file = CheckpointFile::open(path);
-  const std::pair<ModelFamily, bool> out{
-      detect_family(file),
-      sd2_is_v_prediction(file, file.weights("model.diffusion_model.", kCpu, DType::F32))};
-  std::filesystem::remove(path);
-  return out;
+  // Removed however the judging ends (the refused files throw).
+  struct Removed {
+    std::string path;
+    ~Removed() { std::filesystem::remove(path); }
+  } file_path{write(s, tag)};
+  const CheckpointFile file = CheckpointFile::open(file_path.path);
+  return {detect_family(file),
+          sd2_is_v_prediction(file, file.weights("model.diffusion_model.", kCpu, DType::F32))};
 }
 
 TEST(Sd2Prediction, NormBiasStdDecidesAsComfyUI) {
