@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/ops.h"
 #include "core/tensor.h"
 
 namespace darkroom::test {
@@ -29,6 +30,23 @@ inline Tensor random_tensor(const Shape& shape, DType dtype, uint64_t seed, floa
 inline std::vector<double> to_doubles(const Tensor& t) {
   std::vector<float> f = t.to_floats();
   return std::vector<double>(f.begin(), f.end());
+}
+
+// The largest |got − ref| over all elements (both read as f32 on the CPU); +inf when the
+// shapes differ (a failed expectation too) or any difference is NaN, so that a NaN output
+// can never pass a tolerance check.
+inline double max_abs_diff(const Tensor& got, const Tensor& ref) {
+  EXPECT_EQ(got.shape(), ref.shape());
+  if (got.shape() != ref.shape()) return INFINITY;
+  const std::vector<float> g = ops::to_device(got, kCpu).to_floats();
+  const std::vector<float> r = ops::to_device(ref, kCpu).to_floats();
+  double worst = 0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    const double d = std::fabs(static_cast<double>(g[i]) - r[i]);
+    if (std::isnan(d)) return INFINITY;
+    worst = std::max(worst, d);
+  }
+  return worst;
 }
 
 struct Tolerance {

@@ -35,14 +35,7 @@ std::map<std::string, Shape> unet_and_clip_shapes() {
 }
 
 // Largest |a - b| over the tensor, both read as f32.
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  const auto x = a.to_floats(), y = b.to_floats();
-  double m = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i)
-    m = std::max(m, static_cast<double>(std::fabs(x[i] - y[i])));
-  return m;
-}
+using darkroom::test::max_abs_diff;
 
 // Merges `lora` at `strength` into both base files and compares every patched tensor
 // with diffusers' fused one ("fused1." / "fused05." in sd15_ref.safetensors).

@@ -42,18 +42,7 @@ Tensor fixture(const std::string& name) {
   return Weights::from_file(file, "", kCpu, DType::F32).get(name);
 }
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  if (a.shape() != b.shape()) return INFINITY;
-  const std::vector<float> x = ops::to_device(a, kCpu).to_floats(), y = b.to_floats();
-  double worst = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    const double d = std::fabs(static_cast<double>(x[i]) - y[i]);
-    if (std::isnan(d)) return INFINITY;
-    worst = std::max(worst, d);
-  }
-  return worst;
-}
+using darkroom::test::max_abs_diff;
 
 struct Loaded {
   Weights weights;

@@ -34,6 +34,8 @@
 namespace darkroom::pipeline {
 namespace {
 
+using darkroom::test::max_abs_diff;
+
 namespace fs = std::filesystem;
 
 std::shared_ptr<const text::ClipTokenizer> shared_tokenizer() {
@@ -64,18 +66,6 @@ class DiffusersFolder : public ::testing::Test {
     std::error_code ec;
     fs::remove_all(*root_, ec);
     delete root_;
-  }
-
-  static double max_abs_diff(const Tensor& got, const Tensor& ref) {
-    EXPECT_EQ(got.shape(), ref.shape());
-    if (got.shape() != ref.shape()) return 1e30;
-    const std::vector<float> g = got.to_floats(), r = ref.to_floats();
-    double worst = 0;
-    for (size_t i = 0; i < g.size(); ++i) {
-      const double e = std::fabs(static_cast<double>(g[i]) - r[i]);
-      worst = std::max(worst, std::isnan(e) ? 1e30 : e);
-    }
-    return worst;
   }
 
   // One golden run of sdxl_pipeline.py (its RUNS, parameter for parameter).

@@ -25,6 +25,7 @@
 #include "pipeline/diffusers_folder_fixture.h"
 #include "pipeline/family_fixtures.h"
 #include "pipeline/ksampler.h"
+#include "test_util.h"
 
 namespace darkroom::pipeline {
 namespace {
@@ -38,17 +39,7 @@ std::shared_ptr<const text::ClipTokenizer> shared_tokenizer() {
   return t;
 }
 
-double max_abs_diff(const Tensor& got, const Tensor& ref) {
-  EXPECT_EQ(got.shape(), ref.shape());
-  if (got.shape() != ref.shape()) return 1e30;
-  const std::vector<float> g = got.to_floats(), r = ref.to_floats();
-  double worst = 0;
-  for (size_t i = 0; i < g.size(); ++i) {
-    const double e = std::fabs(static_cast<double>(g[i]) - r[i]);
-    worst = std::max(worst, std::isnan(e) ? 1e30 : e);
-  }
-  return worst;
-}
+using darkroom::test::max_abs_diff;
 
 class DiffusersFolderSd2 : public ::testing::Test {
  protected:

@@ -51,17 +51,7 @@ const SafetensorsFile& golden() {
   return f;
 }
 
-double max_abs_diff(const Tensor& got, const Tensor& ref) {
-  EXPECT_EQ(got.shape(), ref.shape());
-  if (got.shape() != ref.shape()) return 1e30;
-  const std::vector<float> g = got.to_floats(), r = ref.to_floats();
-  double worst = 0;
-  for (size_t i = 0; i < g.size(); ++i) {
-    const double e = std::fabs(static_cast<double>(g[i]) - r[i]);
-    worst = std::max(worst, std::isnan(e) ? 1e30 : e);
-  }
-  return worst;
-}
+using darkroom::test::max_abs_diff;
 
 // A u8 [1, H, W, 3] tensor as IMAGE values (LoadImage: v / 255).
 Tensor pixels_of(const Tensor& u8) {

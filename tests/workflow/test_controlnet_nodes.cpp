@@ -32,6 +32,7 @@
 #include "pipeline/controlnet_loader.h"
 #include "pipeline/model_cache.h"
 #include "sampling/torch_rng.h"
+#include "test_util.h"
 #include "workflow/executor.h"
 #include "workflow/node.h"
 #include "workflow/workflow_env.h"
@@ -55,14 +56,7 @@ const SafetensorsFile& golden() {
   return *f;
 }
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  const std::vector<float> x = a.to_floats(), y = b.to_floats();
-  double worst = 0;
-  for (size_t i = 0; i < std::min(x.size(), y.size()); ++i)
-    worst = std::max(worst, std::fabs(static_cast<double>(x[i]) - y[i]));
-  return worst;
-}
+using darkroom::test::max_abs_diff;
 
 // pipeline_golden.py's models as one ldm-layout checkpoint: the tiny UNet and VAE, the
 // 32-wide CLIP of clip32.safetensors and its token table torch.randn([49408, 32]).

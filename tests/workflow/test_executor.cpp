@@ -20,6 +20,7 @@
 #include "pipeline/sd15_pipeline.h"
 #include "sampling/noise.h"
 #include "sampling/schedule.h"
+#include "test_util.h"
 #include "workflow/executor.h"
 #include "workflow/node.h"
 #include "workflow/workflow_env.h"
@@ -66,14 +67,7 @@ json captured_prompt(const DefaultParams& p = {}) {
   return prompt;
 }
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  const std::vector<float> x = a.to_floats(), y = b.to_floats();
-  double worst = 0;
-  for (size_t i = 0; i < std::min(x.size(), y.size()); ++i)
-    worst = std::max(worst, std::fabs(static_cast<double>(x[i]) - y[i]));
-  return worst;
-}
+using darkroom::test::max_abs_diff;
 
 class WorkflowExecutor : public ::testing::Test {
  protected:

@@ -23,6 +23,7 @@
 #include "io/safetensors.h"
 #include "pipeline/inpaint_fixtures.h"
 #include "pipeline/latent.h"
+#include "test_util.h"
 #include "workflow/executor.h"
 #include "workflow/node.h"
 #include "workflow/workflow_env.h"
@@ -40,15 +41,7 @@ const SafetensorsFile& golden() {
   return f;
 }
 
-double max_abs_diff(const Tensor& got, const Tensor& ref) {
-  EXPECT_EQ(got.shape(), ref.shape());
-  if (got.shape() != ref.shape()) return 1e30;
-  const std::vector<float> g = got.to_floats(), r = ref.to_floats();
-  double worst = 0;
-  for (size_t i = 0; i < g.size(); ++i)
-    worst = std::max(worst, std::fabs(static_cast<double>(g[i]) - r[i]));
-  return worst;
-}
+using darkroom::test::max_abs_diff;
 
 class WorkflowInpaint : public ::testing::Test {
  protected:

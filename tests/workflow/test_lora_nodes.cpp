@@ -37,6 +37,7 @@
 #include "pipeline/latent.h"
 #include "pipeline/model_cache.h"
 #include "sampling/torch_rng.h"
+#include "test_util.h"
 #include "workflow/executor.h"
 #include "workflow/node.h"
 #include "workflow/workflow_env.h"
@@ -74,18 +75,7 @@ Tensor as_image(const Tensor& t) {
   return Tensor::from_floats(v, t.shape());
 }
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  if (a.shape() != b.shape()) return INFINITY;
-  const std::vector<float> x = a.to_floats(), y = b.to_floats();
-  double worst = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    const double d = std::fabs(static_cast<double>(x[i]) - y[i]);
-    if (std::isnan(d)) return INFINITY;
-    worst = std::max(worst, d);
-  }
-  return worst;
-}
+using darkroom::test::max_abs_diff;
 
 // pipeline_golden's model as one ldm-layout checkpoint: UNet, VAE, clip32 and its
 // token table redrawn with darkroom's torch.randn reproduction.

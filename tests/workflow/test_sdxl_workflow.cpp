@@ -13,6 +13,7 @@
 #include "io/safetensors.h"
 #include "pipeline/family_fixtures.h"
 #include "pipeline/image.h"
+#include "test_util.h"
 #include "workflow/executor.h"
 #include "workflow/node.h"
 #include "workflow/workflow_env.h"
@@ -24,14 +25,7 @@ using test::link;
 
 using test::captured;
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  const std::vector<float> x = a.to_floats(), y = b.to_floats();
-  double worst = 0;
-  for (size_t i = 0; i < std::min(x.size(), y.size()); ++i)
-    worst = std::max(worst, std::fabs(static_cast<double>(x[i]) - y[i]));
-  return worst;
-}
+using darkroom::test::max_abs_diff;
 
 // The golden decoder output [-1, 1] as VAEDecode hands it on: clamp((x + 1) / 2, 0, 1).
 Tensor golden_image(const std::string& run) {

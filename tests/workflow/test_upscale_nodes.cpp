@@ -21,12 +21,15 @@
 #include "io/png_writer.h"
 #include "io/safetensors.h"
 #include "models/weights.h"
+#include "test_util.h"
 #include "workflow/executor.h"
 #include "workflow/node.h"
 #include "workflow/workflow_env.h"
 
 namespace darkroom::workflow {
 namespace {
+
+using darkroom::test::max_abs_diff;
 
 using test::link;
 namespace fs = std::filesystem;
@@ -107,19 +110,6 @@ class UpscaleNodes : public ::testing::Test {
       progress_.emplace_back(id, value, max);
     };
     return executor_->execute("prompt-up", prompt, json::object(), v.outputs, events, never);
-  }
-
-  double max_abs_diff(const Tensor& a, const Tensor& b) {
-    EXPECT_EQ(a.shape(), b.shape());
-    if (a.shape() != b.shape()) return INFINITY;
-    const std::vector<float> x = a.to_floats(), y = b.to_floats();
-    double worst = 0;
-    for (size_t i = 0; i < x.size(); ++i) {
-      const double d = std::fabs(static_cast<double>(x[i]) - y[i]);
-      if (std::isnan(d)) return INFINITY;
-      worst = std::max(worst, d);
-    }
-    return worst;
   }
 
   test::TempBase env_;
