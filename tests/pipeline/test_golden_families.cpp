@@ -9,8 +9,8 @@
 // and ComfyUI's rules (data/pipeline/families/; see the script).
 //
 // The files lack the 49408-row token tables and the VAE: family_fixtures.h completes each
-// into a temporary checkpoint file before it is loaded. The torch.save copies of the SDXL
-// and SD 2.x files (tools/fixtures/family_ckpt.py) run the same goldens as .ckpt files.
+// into a temporary checkpoint file before it is loaded. The torch.save copies of the SDXL,
+// refiner and SD 2.x files (tools/fixtures/family_ckpt.py) run the same goldens as .ckpt files.
 //
 // Tolerance: f32 on both sides; the brief's 1e-3 max abs on latents of magnitude ~400
 // and on the images; the text side and y at 1e-4.
@@ -237,7 +237,7 @@ TEST(GoldenFamilies, Sd2VPredictionEuler) {
 // widened to f16, the metadata as string entries of the state dict) hold what the
 // .safetensors files hold, as the torch.save reader sees them ...
 TEST(GoldenFamilies, CkptCopiesHoldTheSafetensorsTensors) {
-  for (const std::string name : {"sdxl", "sd2"}) {
+  for (const std::string name : {"sdxl", "sdxl_refiner", "sd2"}) {
     const CheckpointFile ck = CheckpointFile::open(test::family_fixture(name + ".ckpt"));
     const SafetensorsFile st = SafetensorsFile::open(test::family_fixture(name + ".safetensors"));
     ASSERT_TRUE(ck.is_torch_save());
@@ -255,6 +255,10 @@ TEST(GoldenFamilies, CkptCopiesHoldTheSafetensorsTensors) {
 // ... and load_checkpoint on the completed .ckpt runs the same goldens.
 TEST(GoldenFamilies, CkptSdxlClipTextEncodeEuler) {
   check_run("sdxl_euler", ".ckpt");
+}
+
+TEST(GoldenFamilies, CkptSdxlRefinerEuler) {
+  check_run("refiner_euler", ".ckpt");
 }
 
 TEST(GoldenFamilies, CkptSd2VPredictionEuler) {
