@@ -68,6 +68,12 @@ GENERATORS = {
     # SD 2.x and difference ControlNets: diffusers ControlNetModel shaped for sdxl_pipeline's
     # tiny SD 2.x UNet (after "sdxl_pipeline"), its ldm file checked by from_single_file
     "controlnet_sd2": TOOLS / "fixtures" / "controlnet_sd2.py",
+    # text-encoder LoRAs on the tiny SDXL refiner (lora_te_ / text_encoder. names: its bigG is
+    # its only tower), merged by PEFT; a small refiner diffusers folder (after "lora_folder_te")
+    "lora_refiner_te": TOOLS / "fixtures" / "lora_refiner_te.py",
+    # a UNet LoRA on the tiny SD 2.x and the difference ControlNet summed with the LoRA'd UNet
+    # (diffusers ControlNetModel residuals; after "controlnet_sd2")
+    "lora_diff_controlnet": TOOLS / "fixtures" / "lora_diff_controlnet.py",
     # the Canny node: opencv-python's Canny (kornia's and skimage's as sanity bounds)
     "canny": TOOLS / "fixtures" / "canny.py",
 }

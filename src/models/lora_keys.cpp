@@ -162,7 +162,7 @@ void add_clip(const std::map<std::string, Shape>& base, std::string_view prefix,
 
 // OpenCLIP-named base tensors under `prefix` ("...model."), as transformers CLIP modules.
 void add_open_clip(const std::map<std::string, Shape>& base, std::string_view prefix,
-                   std::string_view kohya, std::string_view diffusers,
+                   std::initializer_list<std::string_view> kohya, std::string_view diffusers,
                    std::map<std::string, LoraTarget>& map) {
   const std::string blocks = std::string(prefix) + "transformer.resblocks.";
   std::set<int> layers;
@@ -180,7 +180,7 @@ void add_open_clip(const std::map<std::string, Shape>& base, std::string_view pr
       for (int64_t j = 0; j < n; ++j) {
         const LoraTarget t =
             n == 1 ? LoraTarget{found->first} : LoraTarget{found->first, j * rows, (j + 1) * rows};
-        map[std::string(kohya) + flat(w.modules[j])] = t;
+        for (std::string_view k : kohya) map[std::string(k) + flat(w.modules[j])] = t;
         map[std::string(diffusers) + w.modules[j]] = t;
       }
     }
@@ -195,8 +195,12 @@ std::map<std::string, LoraTarget> lora_key_map(const std::map<std::string, Shape
   add_clip(base, "cond_stage_model.transformer.", {"lora_te_", "lora_te1_"}, "text_encoder.", map);
   add_clip(base, "conditioner.embedders.0.transformer.", {"lora_te1_", "lora_te_"}, "text_encoder.",
            map);
-  add_open_clip(base, "cond_stage_model.model.", "lora_te_", "text_encoder.", map);
-  add_open_clip(base, "conditioner.embedders.1.model.", "lora_te2_", "text_encoder_2.", map);
+  add_open_clip(base, "cond_stage_model.model.", {"lora_te_", "lora_te1_"}, "text_encoder.", map);
+  add_open_clip(base, "conditioner.embedders.1.model.", {"lora_te2_"}, "text_encoder_2.", map);
+  // The refiner's bigG is its only tower: ComfyUI names it as the first text encoder (and
+  // as Stable Cascade's prior's, lora_prior_te_), not as SDXL's second.
+  add_open_clip(base, "conditioner.embedders.0.model.", {"lora_te_", "lora_prior_te_"},
+                "text_encoder.", map);
   return map;
 }
 

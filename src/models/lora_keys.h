@@ -10,8 +10,11 @@
 //     [unet.]<…attnN.processor.to_q|k|v|out>            older diffusers attention processors
 //   CLIP-L (cond_stage_model.transformer.<path>, conditioner.embedders.0.transformer.<path>):
 //     lora_te_<path with '_'>, lora_te1_<…>, text_encoder.<path>
-//   OpenCLIP (cond_stage_model.model.<…> SD 2.x: lora_te_ / text_encoder.;
-//             conditioner.embedders.1.model.<…> SDXL bigG: lora_te2_ / text_encoder_2.):
+//   OpenCLIP (cond_stage_model.model.<…> SD 2.x ViT-H: lora_te_, lora_te1_ / text_encoder.;
+//             conditioner.embedders.1.model.<…> SDXL bigG: lora_te2_ / text_encoder_2.;
+//             conditioner.embedders.0.model.<…> the refiner's bigG, its only tower:
+//             lora_te_, lora_prior_te_ / text_encoder. — ComfyUI's model_lora_keys_clip
+//             names clip_g so when no clip_l is present, as clip_h always):
 //     named as the equivalent transformers CLIP module "text_model.encoder.layers.N.
 //     self_attn.q_proj" etc.; q/k/v patch rows [0, C), [C, 2C), [2C, 3C) of the fused
 //     "transformer.resblocks.N.attn.in_proj_weight" [3C, C]; out_proj → attn.out_proj,

@@ -183,7 +183,9 @@ void settle_family(const CheckpointFile& f, UNetConfig& c) {
 // A difference ControlNet's tensors under ldm names (without "control_model."): file[X] +
 // base[X] where the base UNet has X (its stored tensor cast to the file tensor's dtype,
 // the sum rounded to that dtype, as torch's in-place add), file[X] elsewhere; on the CPU.
-Weights difference_weights(const CheckpointFile& f, const Weights& base, DeviceId device,
+// `patched`: full names of `base` whose tensor is this one instead (a LoRA'd UNet's), or null.
+Weights difference_weights(const CheckpointFile& f, const Weights& base,
+                           const std::map<std::string, Tensor>* patched, DeviceId device,
                            DType dtype) {
   const Weights all = f.weights("", kCpu, DType::F32);
   std::map<std::string, Tensor> tensors;
@@ -192,7 +194,9 @@ Weights difference_weights(const CheckpointFile& f, const Weights& base, DeviceI
     if (!starts_with(name, kPthPrefix)) continue;
     const std::string x = name.substr(kPthPrefix.size());
     Tensor t = all.stored(name);
-    const Tensor b = base.stored(base.prefix() + x);
+    const std::string full = base.prefix() + x;
+    const auto p = patched ? patched->find(full) : std::map<std::string, Tensor>::const_iterator();
+    const Tensor b = patched && p != patched->end() ? p->second : base.stored(full);
     if (b.defined()) {
       DR_CHECK(b.shape() == t.shape(), kOp, f.path(), ": ", name, " has shape ", t.shape(),
                " but the model's ", base.prefix(), x, " has ", b.shape(),
@@ -234,9 +238,9 @@ std::optional<ModelFamily> controlnet_family(const UNetConfig& c) {
   return std::nullopt;
 }
 
-std::shared_ptr<const ControlNet> load_controlnet(const std::string& path, DeviceId device,
-                                                  DType dtype, uint64_t* bytes,
-                                                  const Weights* diff_base) {
+std::shared_ptr<const ControlNet> load_controlnet(
+    const std::string& path, DeviceId device, DType dtype, uint64_t* bytes,
+    const Weights* diff_base, const std::map<std::string, Tensor>* diff_patched) {
   const CheckpointFile file = open_file(path);
   const std::string kind = unsupported_kind(file);
   DR_CHECK(kind.empty(), kOp, path, ": ", kind,
@@ -253,7 +257,7 @@ std::shared_ptr<const ControlNet> load_controlnet(const std::string& path, Devic
     if (file.has("controlnet_cond_embedding.conv_in.weight")) {  // diffusers
       w = renamed_weights(file, ldm_names(file), device, dtype);
     } else if (difference) {  // control_model. names (unsupported_kind checked it)
-      w = difference_weights(file, *diff_base, device, dtype);
+      w = difference_weights(file, *diff_base, diff_patched, device, dtype);
     } else if (file.has(std::string(kPthPrefix) + "zero_convs.0.0.weight")) {
       w = file.weights(std::string(kPthPrefix), device, dtype);
     } else if (file.has("zero_convs.0.0.weight")) {

@@ -25,7 +25,8 @@
 // Difference ControlNets (ComfyUI's DiffControlNetLoader): a file of the "control_model."
 // layout holding a tensor named "difference" stores, for every tensor X the model's UNet
 // also has, the ControlNet's weight minus the UNet's; given `diff_base` (the UNet's weights
-// at the diffusion_model level, read with stored()), the weight is file[X] + unet[X], the
+// at the diffusion_model level, read with stored(), or the LoRA-patched copy of a tensor from
+// `diff_patched` where it has one), the weight is file[X] + unet[X], the
 // UNet's tensor cast to the file tensor's dtype and the sum rounded to it (ComfyUI: cd +=
 // model_sd[...].type(cd.dtype)); tensors the UNet lacks (hint block, zero convs) are taken
 // as they are. Without `diff_base` such a file is refused (ComfyUI loads it unchanged with
@@ -42,6 +43,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -56,10 +58,13 @@ namespace darkroom::pipeline {
 
 // Reads, detects and uploads the network in `dtype` on `device`. `bytes`, when given,
 // receives the weights' size in `dtype` (the model cache's budget). `diff_base`: the UNet a
-// difference ControlNet is added to (see above), or null.
-std::shared_ptr<const ControlNet> load_controlnet(const std::string& path, DeviceId device,
-                                                  DType dtype, uint64_t* bytes = nullptr,
-                                                  const Weights* diff_base = nullptr);
+// difference ControlNet is added to (see above), or null; `diff_patched`: tensors of it, by
+// full name, that replace its stored ones (a LoRA'd MODEL's ModelHandle::lora_weights:
+// ComfyUI adds the model's patched weights), or null.
+std::shared_ptr<const ControlNet> load_controlnet(
+    const std::string& path, DeviceId device, DType dtype, uint64_t* bytes = nullptr,
+    const Weights* diff_base = nullptr,
+    const std::map<std::string, Tensor>* diff_patched = nullptr);
 
 // Whether the file holds a tensor named "difference" (ComfyUI's mark of a difference
 // ControlNet); throws "[controlnet] <path>: ..." for an unreadable file.

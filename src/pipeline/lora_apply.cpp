@@ -47,10 +47,12 @@ Tensor stacked(const Weights& w, const std::vector<std::string>& parts) {
 
 // The source's network with `loras` merged: patched copies in the weights' dtype under
 // the source's own names (a renamed tensor split back into its parts' rows), every other
-// tensor shared with the base network; adds the copies' size to `bytes`.
+// tensor shared with the base network; adds the copies' size to `bytes` and, when `patched`
+// is given, hands the copies out (full names of the weights).
 template <class Net>
-std::shared_ptr<const Net> rebuild(const NetworkSource<Net>& src, const std::vector<LoraUse>& loras,
-                                   uint64_t& bytes) {
+std::shared_ptr<const Net> rebuild(
+    const NetworkSource<Net>& src, const std::vector<LoraUse>& loras, uint64_t& bytes,
+    std::shared_ptr<const std::map<std::string, Tensor>>* patched = nullptr) {
   std::vector<std::pair<const LoraFile*, float>> stack;
   for (const LoraUse& l : loras) stack.emplace_back(l.file.get(), l.strength);
   const std::string& own = src.weights.prefix();
@@ -82,6 +84,8 @@ std::shared_ptr<const Net> rebuild(const NetworkSource<Net>& src, const std::vec
       row += rows;
     }
   }
+  if (patched && !overrides.empty())
+    *patched = std::make_shared<const std::map<std::string, Tensor>>(overrides);
   return src.build(src.weights.with_overrides(std::move(overrides)));
 }
 
@@ -109,7 +113,8 @@ ModelHandle with_loras(const ModelHandle& model, std::vector<LoraUse> loras) {
            ": this model was not loaded from a checkpoint that LoRAs can patch");
   ModelHandle out = model;
   out.lora_bytes = 0;
-  out.unet = rebuild(*model.unet_source, loras, out.lora_bytes);
+  out.lora_weights = nullptr;
+  out.unet = rebuild(*model.unet_source, loras, out.lora_bytes, &out.lora_weights);
   attach_runner(out);
   out.loras = std::move(loras);
   return out;

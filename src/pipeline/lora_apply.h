@@ -31,7 +31,8 @@ std::vector<LoraUse> stack_of(const std::vector<LoraUse>& stack,
                               std::shared_ptr<const LoraFile> file, float strength);
 
 // The model with exactly `loras` merged into its base UNet (in the order given; deltas
-// add), a new UNet sharing every unpatched tensor with the base. Throws
+// add), a new UNet sharing every unpatched tensor with the base (the patched copies in
+// ModelHandle::lora_weights). Throws
 // "[lora] <source>: ..." when the model has no NetworkSource.
 ModelHandle with_loras(const ModelHandle& model, std::vector<LoraUse> loras);
 // The same for each text encoder of the clip that has a NetworkSource.

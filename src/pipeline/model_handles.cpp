@@ -9,6 +9,7 @@ ModelHandle resolved(const ModelHandle& m) {
   out.unet = built.unet;
   out.runner = built.runner;
   out.lora_bytes = built.lora_bytes;
+  out.lora_weights = built.lora_weights;
   out.deferred = nullptr;
   return out;
 }

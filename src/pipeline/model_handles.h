@@ -85,6 +85,11 @@ struct ModelHandle {
   // NodeInputs::model() calls; only nodes that change settings or stack more LoRAs take
   // the handle unresolved.
   std::shared_ptr<const Deferred<ModelHandle>> deferred;
+  // The LoRA-patched copies `unet` was built with (lora_apply.h with_loras): full names of
+  // unet_source->weights → tensor (its dtype, CPU); every other tensor is the source's own.
+  // Null when no LoRA is merged (and until resolved()). A difference ControlNet adds these,
+  // as ComfyUI adds the patched model's weights (DiffControlNetLoader).
+  std::shared_ptr<const std::map<std::string, Tensor>> lora_weights;
 };
 
 // CLIP: tokenizer + text encoders, and CLIPSetLastLayer's choice. Which encoders a family

@@ -4,12 +4,14 @@
 // std::shared_ptr<const ControlNet> (NodeInputs::control_net).
 //
 // DiffControlNetLoader ("Load ControlNet Model (diff)"): the same with a MODEL, whose UNet
-// weights a difference ControlNet's are added to (ModelHandle::unet_source, the weights
-// the checkpoint loader built the UNet from; LoRAs stacked on the MODEL are not part of
-// them). A file that is no difference ControlNet loads as with ControlNetLoader. Cached
-// under (file, dtype, device, the source); the cached net holds the source, so that its
-// address names it while the entry lives.
+// weights a difference ControlNet's are added to: the weights the checkpoint loader built
+// the UNet from (ModelHandle::unet_source) with the MODEL's LoRAs merged (its resolved
+// lora_weights), as ComfyUI adds the patched model's state dict. A file that is no
+// difference ControlNet loads as with ControlNetLoader. Cached under (file, dtype, device,
+// the source, the patched copies); the cached net holds both, so that their addresses name
+// them while the entry lives.
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -57,9 +59,11 @@ const NodeRegistrar kControlNetLoader(
        return {{Value::of("CONTROL_NET", std::move(net))}};
      }});
 
-// The ControlNet and the UNet source its weights were added to, kept alive together.
+// The ControlNet and the UNet source (and LoRA copies) its weights were added to, kept alive
+// together.
 struct DiffControlNet {
   std::shared_ptr<const pipeline::NetworkSource<UNet>> base;
+  std::shared_ptr<const std::map<std::string, Tensor>> patched;
   ControlNet net;
 };
 
@@ -72,26 +76,30 @@ const NodeRegistrar kDiffControlNetLoader(
      .outputs = {{"CONTROL_NET", "CONTROL_NET"}},
      .run = [](const NodeInputs& in, NodeContext& ctx) -> NodeResult {
        const std::string path = find_file(in, ctx);
-       const pipeline::ModelHandle& model = in.unresolved_model("model");
+       // Resolved: a MODEL with LoRAs gets its merged copies (the merge is the model
+       // cache's, shared with the sampler that runs this MODEL).
+       const pipeline::ModelHandle model = in.model("model");
        const DType dtype = device_for(ctx.device).compute_dtype();
        std::shared_ptr<const pipeline::NetworkSource<UNet>> base = model.unet_source;
+       std::shared_ptr<const std::map<std::string, Tensor>> patched = model.lora_weights;
        const std::string key = cache_key(path, ctx) + ":diff:" +
-                               std::to_string(reinterpret_cast<std::uintptr_t>(base.get()));
-       std::shared_ptr<const ControlNet> net = ctx.models.get_or_load<ControlNet>(
-           key, [&]() -> std::pair<std::shared_ptr<const ControlNet>, uint64_t> {
-             uint64_t bytes = 0;
-             if (!base) {  // a plain file needs no weights of the model
-               DR_CHECK(!pipeline::is_difference_controlnet(path), "DiffControlNetLoader", path,
-                        " is a difference ControlNet, but the MODEL (", model.source,
-                        ") keeps no UNet weights to add it to");
-               auto loaded = pipeline::load_controlnet(path, ctx.device, dtype, &bytes);
-               return {std::move(loaded), bytes};
-             }
-             auto loaded =
-                 pipeline::load_controlnet(path, ctx.device, dtype, &bytes, &base->weights);
-             auto both = std::make_shared<const DiffControlNet>(DiffControlNet{base, *loaded});
-             return {std::shared_ptr<const ControlNet>(both, &both->net), bytes};
-           });
+                               std::to_string(reinterpret_cast<std::uintptr_t>(base.get())) + ":" +
+                               std::to_string(reinterpret_cast<std::uintptr_t>(patched.get()));
+       std::shared_ptr<const ControlNet> net = ctx.models.get_or_load<
+           ControlNet>(key, [&]() -> std::pair<std::shared_ptr<const ControlNet>, uint64_t> {
+         uint64_t bytes = 0;
+         if (!base) {  // a plain file needs no weights of the model
+           DR_CHECK(!pipeline::is_difference_controlnet(path), "DiffControlNetLoader", path,
+                    " is a difference ControlNet, but the MODEL (", model.source,
+                    ") keeps no UNet weights to add it to");
+           auto loaded = pipeline::load_controlnet(path, ctx.device, dtype, &bytes);
+           return {std::move(loaded), bytes};
+         }
+         auto loaded = pipeline::load_controlnet(path, ctx.device, dtype, &bytes, &base->weights,
+                                                 patched.get());
+         auto both = std::make_shared<const DiffControlNet>(DiffControlNet{base, patched, *loaded});
+         return {std::shared_ptr<const ControlNet>(both, &both->net), bytes};
+       });
        return {{Value::of("CONTROL_NET", std::move(net))}};
      }});
 
