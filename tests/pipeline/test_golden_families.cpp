@@ -31,6 +31,7 @@
 #include "pipeline/clip_encode.h"
 #include "pipeline/family_fixtures.h"
 #include "pipeline/ksampler.h"
+#include "test_util.h"
 
 namespace darkroom::pipeline {
 namespace {
@@ -77,17 +78,7 @@ const LoadedCheckpoint& checkpoint(const std::string& name,
   return it->second;
 }
 
-double max_abs_diff(const Tensor& got, const Tensor& ref) {
-  EXPECT_EQ(got.shape(), ref.shape());
-  if (got.shape() != ref.shape()) return 1e30;
-  const std::vector<float> g = got.to_floats(), r = ref.to_floats();
-  double worst = 0;
-  for (size_t i = 0; i < g.size(); ++i) {
-    const double e = std::fabs(static_cast<double>(g[i]) - r[i]);
-    worst = std::max(worst, std::isnan(e) ? 1e30 : e);
-  }
-  return worst;
-}
+using darkroom::test::max_abs_diff;
 
 struct Run {
   std::string model;

@@ -25,79 +25,22 @@
 #include "pipeline/diffusers_folder_fixture.h"
 #include "pipeline/family_fixtures.h"
 #include "pipeline/lora_apply.h"
+#include "pipeline/lora_te_fixtures.h"
 
 namespace darkroom::pipeline {
 namespace {
 
+using test::hidden_error;
+using test::lora_file;
+using test::pooled_error;
+using test::tower_difference;
+using test::with_lora;
+
 namespace fs = std::filesystem;
-
-std::shared_ptr<const text::ClipTokenizer> shared_tokenizer() {
-  static const auto t = std::make_shared<const text::ClipTokenizer>(
-      text::ClipTokenizer::load(std::string(DARKROOM_CLIP_DATA) + "/sd1_tokenizer",
-                                std::string(DARKROOM_CLIP_DATA) + "/bpe_simple_vocab_16e6.txt.gz"));
-  return t;
-}
-
-std::string lora_file(const std::string& name) {
-  return std::string(DARKROOM_TEST_DATA) + "/lora/" + name;
-}
-
-double max_abs_diff(const Tensor& got, const Tensor& ref) {
-  EXPECT_EQ(got.numel(), ref.numel());
-  if (got.numel() != ref.numel()) return 1e30;
-  const std::vector<float> g = got.to_floats(), r = ref.to_floats();
-  double worst = 0;
-  for (size_t i = 0; i < g.size(); ++i) {
-    const double e = std::fabs(static_cast<double>(g[i]) - r[i]);
-    worst = std::max(worst, std::isnan(e) ? 1e30 : e);
-  }
-  return worst;
-}
-
-struct Patched {
-  ClipHandle clip;
-  std::vector<std::string> unmatched;
-  size_t patches = 0;
-};
-
-// LoraLoader's clip half: the file matched against the clip's encoders, merged at `strength`.
-Patched with_lora(const ClipHandle& clip, const std::string& name, float strength) {
-  const auto file = std::make_shared<const LoraFile>(
-      LoraFile::open(lora_file(name), lora_base_shapes(nullptr, &clip)));
-  return {with_loras(clip, {{file, strength}}), file->unmatched(), file->patches().size()};
-}
 
 const SafetensorsFile& reference() {
   static const SafetensorsFile f = SafetensorsFile::open(lora_file("folder_te_ref.safetensors"));
   return f;
-}
-
-// The worst difference of the tower's hidden states from R.hidden [L + 1, 1, T, C] (its first
-// entries when the tower has fewer layers).
-double hidden_error(const ClipTextEncoder& e, const std::string& run) {
-  const std::vector<Tensor> got = e.hidden_states(reference().tensor("ids"));
-  const Tensor ref = reference().tensor(run + ".hidden");
-  EXPECT_LE(static_cast<int64_t>(got.size()), ref.dim(0));
-  double worst = 0;
-  for (size_t i = 0; i < got.size() && static_cast<int64_t>(i) < ref.dim(0); ++i)
-    worst = std::max(worst, max_abs_diff(got[i], ref.narrow0(static_cast<int64_t>(i),
-                                                             static_cast<int64_t>(i) + 1)));
-  return worst;
-}
-
-double pooled_error(const ClipTextEncoder& e, const std::string& run) {
-  const ClipTextOutput out = e.encode(reference().tensor("ids"), ClipEncodeOptions{1, true, true});
-  return max_abs_diff(out.pooled, reference().tensor(run + ".pooled"));
-}
-
-// Hidden states of two towers, layer by layer, as far as the shorter goes.
-double tower_difference(const ClipTextEncoder& a, const ClipTextEncoder& b) {
-  const Tensor ids = reference().tensor("ids");
-  const std::vector<Tensor> x = a.hidden_states(ids), y = b.hidden_states(ids);
-  double worst = 0;
-  for (size_t i = 0; i < std::min(x.size(), y.size()); ++i)
-    worst = std::max(worst, max_abs_diff(x[i], y[i]));
-  return worst;
 }
 
 class LoraDiffusersFolder : public ::testing::Test {
@@ -115,7 +58,7 @@ class LoraDiffusersFolder : public ::testing::Test {
     test::write_family_checkpoint("sdxl.safetensors", (*root_ / "sdxl.safetensors").string());
     test::write_family_checkpoint("sd2.safetensors", (*root_ / "sd2.safetensors").string());
     auto load = [](const fs::path& p) {
-      return new ClipHandle(load_checkpoint(p.string(), shared_tokenizer(), DType::F32).clip);
+      return new ClipHandle(load_checkpoint(p.string(), test::sd1_tokenizer(), DType::F32).clip);
     };
     sdxl_folder_ = load(*root_ / "sdxl");
     sdxl_file_ = load(*root_ / "sdxl.safetensors");
@@ -143,28 +86,28 @@ ClipHandle* LoraDiffusersFolder::sd2_file_ = nullptr;
 // the single file, against PEFT.
 void check_sdxl(const ClipHandle& folder, const ClipHandle& file, const std::string& lora,
                 const std::string& run, float strength) {
-  const Patched f = with_lora(folder, lora, strength);
+  const test::PatchedClip f = with_lora(folder, lora, strength);
   EXPECT_TRUE(f.unmatched.empty())
       << f.unmatched.size() << " unmatched, first " << (f.unmatched.empty() ? "" : f.unmatched[0]);
   EXPECT_EQ(f.patches, 12u);
-  const Patched s = with_lora(file, lora, strength);
+  const test::PatchedClip s = with_lora(file, lora, strength);
   EXPECT_TRUE(s.unmatched.empty());
   EXPECT_EQ(s.patches, 12u);
   // The LoRA changes the output well beyond the tolerance.
-  EXPECT_GT(hidden_error(*folder.open_clip, run), 1e-2);
-  const double hidden = hidden_error(*f.clip.open_clip, run);
-  const double pooled = pooled_error(*f.clip.open_clip, run);
-  const double same = tower_difference(*f.clip.open_clip, *s.clip.open_clip);
+  EXPECT_GT(hidden_error(reference(), *folder.open_clip, run), 1e-2);
+  const double hidden = hidden_error(reference(), *f.clip.open_clip, run);
+  const double pooled = pooled_error(reference(), *f.clip.open_clip, run);
+  const double same = tower_difference(reference(), *f.clip.open_clip, *s.clip.open_clip);
   std::cout << run << ": folder vs PEFT hidden " << hidden << ", pooled " << pooled
-            << "; single file vs PEFT hidden " << hidden_error(*s.clip.open_clip, run)
+            << "; single file vs PEFT hidden " << hidden_error(reference(), *s.clip.open_clip, run)
             << "; folder vs single file " << same << "\n";
   EXPECT_LT(hidden, 1e-4);
   EXPECT_LT(pooled, 1e-4);
-  EXPECT_LT(hidden_error(*s.clip.open_clip, run), 1e-4);
+  EXPECT_LT(hidden_error(reference(), *s.clip.open_clip, run), 1e-4);
   EXPECT_LT(same, 1e-5);
   EXPECT_EQ(f.clip.lora_bytes, s.clip.lora_bytes);
   // CLIP-L takes none of these keys: unchanged.
-  EXPECT_EQ(tower_difference(*f.clip.encoder, *folder.encoder), 0.0);
+  EXPECT_EQ(tower_difference(reference(), *f.clip.encoder, *folder.encoder), 0.0);
 }
 
 TEST_F(LoraDiffusersFolder, SdxlKohyaTe2MatchesPeft) {
@@ -179,18 +122,18 @@ TEST_F(LoraDiffusersFolder, SdxlPeftTe2MatchesPeft) {
 // modules (down, up, alpha each) stay unmatched there and layer 0's 6 patch.
 TEST_F(LoraDiffusersFolder, Sd2KohyaTeMatchesPeft) {
   const std::string lora = "folder_te_sd2_kohya.safetensors";
-  const Patched f = with_lora(*sd2_folder_, lora, 0.9f);
+  const test::PatchedClip f = with_lora(*sd2_folder_, lora, 0.9f);
   EXPECT_EQ(f.patches, 6u);
   ASSERT_EQ(f.unmatched.size(), 18u);
   for (const std::string& k : f.unmatched)
     EXPECT_EQ(k.rfind("lora_te_text_model_encoder_layers_1_", 0), 0u) << k;
-  const Patched s = with_lora(*sd2_file_, lora, 0.9f);
+  const test::PatchedClip s = with_lora(*sd2_file_, lora, 0.9f);
   EXPECT_TRUE(s.unmatched.empty());
   EXPECT_EQ(s.patches, 12u);
-  EXPECT_GT(hidden_error(*sd2_folder_->open_clip, "sd2_kohya"), 1e-2);
-  const double hidden = hidden_error(*f.clip.open_clip, "sd2_kohya");
-  const double single = hidden_error(*s.clip.open_clip, "sd2_kohya");
-  const double same = tower_difference(*f.clip.open_clip, *s.clip.open_clip);
+  EXPECT_GT(hidden_error(reference(), *sd2_folder_->open_clip, "sd2_kohya"), 1e-2);
+  const double hidden = hidden_error(reference(), *f.clip.open_clip, "sd2_kohya");
+  const double single = hidden_error(reference(), *s.clip.open_clip, "sd2_kohya");
+  const double same = tower_difference(reference(), *f.clip.open_clip, *s.clip.open_clip);
   std::cout << "sd2_kohya: folder vs PEFT hidden " << hidden << "; single file vs PEFT hidden "
             << single << "; folder vs single file " << same << "\n";
   EXPECT_LT(hidden, 1e-4);

@@ -23,77 +23,22 @@
 #include "pipeline/diffusers_folder_fixture.h"
 #include "pipeline/family_fixtures.h"
 #include "pipeline/lora_apply.h"
+#include "pipeline/lora_te_fixtures.h"
 
 namespace darkroom::pipeline {
 namespace {
 
+using test::hidden_error;
+using test::lora_file;
+using test::pooled_error;
+using test::tower_difference;
+using test::with_lora;
+
 namespace fs = std::filesystem;
-
-std::shared_ptr<const text::ClipTokenizer> shared_tokenizer() {
-  static const auto t = std::make_shared<const text::ClipTokenizer>(
-      text::ClipTokenizer::load(std::string(DARKROOM_CLIP_DATA) + "/sd1_tokenizer",
-                                std::string(DARKROOM_CLIP_DATA) + "/bpe_simple_vocab_16e6.txt.gz"));
-  return t;
-}
-
-std::string lora_file(const std::string& name) {
-  return std::string(DARKROOM_TEST_DATA) + "/lora/" + name;
-}
-
-double max_abs_diff(const Tensor& got, const Tensor& ref) {
-  EXPECT_EQ(got.numel(), ref.numel());
-  if (got.numel() != ref.numel()) return 1e30;
-  const std::vector<float> g = got.to_floats(), r = ref.to_floats();
-  double worst = 0;
-  for (size_t i = 0; i < g.size(); ++i) {
-    const double e = std::fabs(static_cast<double>(g[i]) - r[i]);
-    worst = std::max(worst, std::isnan(e) ? 1e30 : e);
-  }
-  return worst;
-}
 
 const SafetensorsFile& reference() {
   static const SafetensorsFile f = SafetensorsFile::open(lora_file("refiner_te_ref.safetensors"));
   return f;
-}
-
-struct Patched {
-  ClipHandle clip;
-  std::vector<std::string> unmatched;
-  size_t patches = 0;
-};
-
-Patched with_lora(const ClipHandle& clip, const std::string& name, float strength) {
-  const auto file = std::make_shared<const LoraFile>(
-      LoraFile::open(lora_file(name), lora_base_shapes(nullptr, &clip)));
-  return {with_loras(clip, {{file, strength}}), file->unmatched(), file->patches().size()};
-}
-
-// Worst difference of the tower's hidden states [L + 1] from R.hidden.
-double hidden_error(const ClipTextEncoder& e, const std::string& run) {
-  const std::vector<Tensor> got = e.hidden_states(reference().tensor("ids"));
-  const Tensor ref = reference().tensor(run + ".hidden");
-  EXPECT_EQ(static_cast<int64_t>(got.size()), ref.dim(0));
-  double worst = 0;
-  for (size_t i = 0; i < got.size() && static_cast<int64_t>(i) < ref.dim(0); ++i)
-    worst = std::max(worst, max_abs_diff(got[i], ref.narrow0(static_cast<int64_t>(i),
-                                                             static_cast<int64_t>(i) + 1)));
-  return worst;
-}
-
-double pooled_error(const ClipTextEncoder& e, const std::string& run) {
-  const ClipTextOutput out = e.encode(reference().tensor("ids"), ClipEncodeOptions{1, true, true});
-  return max_abs_diff(out.pooled, reference().tensor(run + ".pooled"));
-}
-
-double tower_difference(const ClipTextEncoder& a, const ClipTextEncoder& b) {
-  const Tensor ids = reference().tensor("ids");
-  const std::vector<Tensor> x = a.hidden_states(ids), y = b.hidden_states(ids);
-  EXPECT_EQ(x.size(), y.size());
-  double worst = 0;
-  for (size_t i = 0; i < std::min(x.size(), y.size()); ++i)
-    worst = std::max(worst, max_abs_diff(x[i], y[i]));
-  return worst;
 }
 
 class LoraRefinerTe : public ::testing::Test {
@@ -112,7 +57,7 @@ class LoraRefinerTe : public ::testing::Test {
     test::write_family_checkpoint("sdxl_refiner.safetensors",
                                   (*root_ / "refiner.safetensors").string());
     auto load = [](const fs::path& p) {
-      const LoadedCheckpoint ck = load_checkpoint(p.string(), shared_tokenizer(), DType::F32);
+      const LoadedCheckpoint ck = load_checkpoint(p.string(), test::sd1_tokenizer(), DType::F32);
       EXPECT_EQ(ck.clip.family, ModelFamily::SdxlRefiner) << p;
       return new ClipHandle(ck.clip);
     };
@@ -140,20 +85,20 @@ void check(const ClipHandle& folder, const ClipHandle& file, const std::string& 
            const std::string& run, float strength) {
   ASSERT_TRUE(folder.open_clip && file.open_clip);
   EXPECT_FALSE(folder.encoder || file.encoder);
-  const Patched f = with_lora(folder, lora, strength);
+  const test::PatchedClip f = with_lora(folder, lora, strength);
   EXPECT_TRUE(f.unmatched.empty())
       << f.unmatched.size() << " unmatched, first " << (f.unmatched.empty() ? "" : f.unmatched[0]);
   EXPECT_EQ(f.patches, 12u);
-  const Patched s = with_lora(file, lora, strength);
+  const test::PatchedClip s = with_lora(file, lora, strength);
   EXPECT_TRUE(s.unmatched.empty());
   EXPECT_EQ(s.patches, 12u);
   // The LoRA moves the output well beyond the tolerance.
-  EXPECT_GT(hidden_error(*file.open_clip, run), 1e-2);
-  const double hidden = hidden_error(*f.clip.open_clip, run);
-  const double pooled = pooled_error(*f.clip.open_clip, run);
-  const double single = hidden_error(*s.clip.open_clip, run);
-  const double single_pooled = pooled_error(*s.clip.open_clip, run);
-  const double same = tower_difference(*f.clip.open_clip, *s.clip.open_clip);
+  EXPECT_GT(hidden_error(reference(), *file.open_clip, run), 1e-2);
+  const double hidden = hidden_error(reference(), *f.clip.open_clip, run);
+  const double pooled = pooled_error(reference(), *f.clip.open_clip, run);
+  const double single = hidden_error(reference(), *s.clip.open_clip, run);
+  const double single_pooled = pooled_error(reference(), *s.clip.open_clip, run);
+  const double same = tower_difference(reference(), *f.clip.open_clip, *s.clip.open_clip);
   std::cout << run << ": folder vs PEFT hidden " << hidden << ", pooled " << pooled
             << "; single file vs PEFT hidden " << single << ", pooled " << single_pooled
             << "; folder vs single file " << same << "\n";
@@ -177,7 +122,7 @@ TEST_F(LoraRefinerTe, PeftTextEncoderMatchesPeft) {
 // present): an SDXL te2 LoRA matches nothing here.
 TEST_F(LoraRefinerTe, SdxlTe2NamesDoNotReachTheRefiner) {
   for (const ClipHandle* c : {folder_, file_}) {
-    const Patched p = with_lora(*c, "folder_te_sdxl_kohya.safetensors", 1.0f);
+    const test::PatchedClip p = with_lora(*c, "folder_te_sdxl_kohya.safetensors", 1.0f);
     EXPECT_EQ(p.patches, 0u);
     EXPECT_EQ(p.unmatched.size(), 36u);
   }

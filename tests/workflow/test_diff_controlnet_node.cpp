@@ -28,6 +28,7 @@
 #include "pipeline/family_fixtures.h"
 #include "pipeline/model_cache.h"
 #include "pipeline/model_handles.h"
+#include "test_util.h"
 #include "workflow/executor.h"
 #include "workflow/node.h"
 #include "workflow/workflow_env.h"
@@ -42,14 +43,7 @@ std::string data(const std::string& file) {
   return std::string(DARKROOM_TEST_DATA) + "/" + file;
 }
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  const std::vector<float> x = a.to_floats(), y = b.to_floats();
-  double worst = 0;
-  for (size_t i = 0; i < std::min(x.size(), y.size()); ++i)
-    worst = std::max(worst, std::fabs(static_cast<double>(x[i]) - y[i]));
-  return worst;
-}
+using darkroom::test::max_abs_diff;
 
 class DiffControlNetNodes : public ::testing::Test {
  protected:

@@ -38,6 +38,7 @@
 #include "pipeline/image.h"
 #include "pipeline/inpaint_fixtures.h"
 #include "pipeline/latent.h"
+#include "test_util.h"
 #include "workflow/executor.h"
 #include "workflow/node.h"
 #include "workflow/workflow_env.h"
@@ -58,17 +59,7 @@ const SafetensorsFile& golden() {
   return f;
 }
 
-double max_abs_diff(const Tensor& got, const Tensor& ref) {
-  EXPECT_EQ(got.shape(), ref.shape());
-  if (got.shape() != ref.shape()) return 1e30;
-  const std::vector<float> g = got.to_floats(), r = ref.to_floats();
-  double worst = 0;
-  for (size_t i = 0; i < g.size(); ++i) {
-    const double e = std::fabs(static_cast<double>(g[i]) - r[i]);
-    worst = std::max(worst, std::isnan(e) ? 1e30 : e);
-  }
-  return worst;
-}
+using darkroom::test::max_abs_diff;
 
 // The tiny SDXL single file (sgm names) with its conv_in [8, 4, 3, 3] replaced by the
 // generator's 9-channel one [8, 9, 3, 3], completed like every family checkpoint.

@@ -30,6 +30,7 @@
 #include "pipeline/family_fixtures.h"
 #include "pipeline/latent.h"
 #include "sampling/torch_rng.h"
+#include "test_util.h"
 #include "workflow/executor.h"
 #include "workflow/node.h"
 #include "workflow/workflow_env.h"
@@ -41,14 +42,7 @@ using test::captured;
 using test::link;
 namespace fs = std::filesystem;
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  const std::vector<float> x = a.to_floats(), y = b.to_floats();
-  double worst = 0;
-  for (size_t i = 0; i < std::min(x.size(), y.size()); ++i)
-    worst = std::max(worst, std::fabs(static_cast<double>(x[i]) - y[i]));
-  return worst;
-}
+using darkroom::test::max_abs_diff;
 
 // Module → (up shape, down shape); kohya names get alpha 2 (rank 2: scale 1), PEFT none.
 struct Module {
