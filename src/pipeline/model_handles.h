@@ -88,7 +88,8 @@ struct ModelHandle {
   // The LoRA-patched copies `unet` was built with (lora_apply.h with_loras): full names of
   // unet_source->weights → tensor (its dtype, CPU); every other tensor is the source's own.
   // Null when no LoRA is merged (and until resolved()). A difference ControlNet adds these,
-  // as ComfyUI adds the patched model's weights (DiffControlNetLoader).
+  // as ComfyUI adds the patched model's weights (DiffControlNetLoader). On the CPU they are
+  // the very tensors `unet` holds; on CUDA they are host copies (lora_bytes more host RAM).
   std::shared_ptr<const std::map<std::string, Tensor>> lora_weights;
 };
 
