@@ -16,6 +16,7 @@
 #include "backend/device.h"
 #include "backend/device_graph.h"
 #include "backend/ops.h"
+#include "cuda_test_util.h"
 #include "io/safetensors.h"
 #include "models/unet.h"
 #include "models/unet_diffusers_names.h"
@@ -25,6 +26,7 @@
 namespace darkroom {
 namespace {
 
+using test::host;
 using test::nchw_to_nhwc;
 
 using test::random_tensor;
@@ -38,10 +40,6 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
     m = std::isnan(d) ? INFINITY : std::max(m, d);
   }
   return m;
-}
-
-std::vector<float> host(const Tensor& t) {
-  return ops::to_device(ops::cast(t, DType::F32), kCpu).to_floats();
 }
 
 // A few ops of every kind a UNet step uses: group norm + SiLU, linear (cuBLASLt with

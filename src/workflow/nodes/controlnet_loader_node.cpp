@@ -7,9 +7,9 @@
 // weights a difference ControlNet's are added to: the weights the checkpoint loader built
 // the UNet from (ModelHandle::unet_source) with the MODEL's LoRAs merged (its resolved
 // lora_weights), as ComfyUI adds the patched model's state dict. A file that is no
-// difference ControlNet loads as with ControlNetLoader. Cached under (file, dtype, device,
-// the source, the patched copies); the cached net holds both, so that their addresses name
-// them while the entry lives.
+// difference ControlNet loads as with ControlNetLoader (the same cache entry). A difference
+// file is cached under (file, dtype, device, the source, the patched copies); the cached net
+// holds both, so that their addresses name them while the entry lives.
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -40,6 +40,17 @@ std::string find_file(const NodeInputs& in, const NodeContext& ctx) {
   return *path;
 }
 
+// A ControlNet file as it is (no MODEL weights added), shared by both loaders.
+std::shared_ptr<const ControlNet> plain_controlnet(const std::string& path, NodeContext& ctx) {
+  return ctx.models.get_or_load<ControlNet>(
+      cache_key(path, ctx), [&]() -> std::pair<std::shared_ptr<const ControlNet>, uint64_t> {
+        uint64_t bytes = 0;
+        auto loaded = pipeline::load_controlnet(path, ctx.device,
+                                                device_for(ctx.device).compute_dtype(), &bytes);
+        return {std::move(loaded), bytes};
+      });
+}
+
 const NodeRegistrar kControlNetLoader(
     {.class_name = "ControlNetLoader",
      .display_name = "Load ControlNet Model",
@@ -47,16 +58,7 @@ const NodeRegistrar kControlNetLoader(
      .required = {folder_combo_input("control_net_name", "controlnet")},
      .outputs = {{"CONTROL_NET", "CONTROL_NET"}},
      .run = [](const NodeInputs& in, NodeContext& ctx) -> NodeResult {
-       const std::string path = find_file(in, ctx);
-       const DType dtype = device_for(ctx.device).compute_dtype();
-       const std::string key = cache_key(path, ctx);
-       std::shared_ptr<const ControlNet> net = ctx.models.get_or_load<ControlNet>(
-           key, [&]() -> std::pair<std::shared_ptr<const ControlNet>, uint64_t> {
-             uint64_t bytes = 0;
-             auto loaded = pipeline::load_controlnet(path, ctx.device, dtype, &bytes);
-             return {std::move(loaded), bytes};
-           });
-       return {{Value::of("CONTROL_NET", std::move(net))}};
+       return {{Value::of("CONTROL_NET", plain_controlnet(find_file(in, ctx), ctx))}};
      }});
 
 // The ControlNet and the UNet source (and LoRA copies) its weights were added to, kept alive
@@ -76,27 +78,26 @@ const NodeRegistrar kDiffControlNetLoader(
      .outputs = {{"CONTROL_NET", "CONTROL_NET"}},
      .run = [](const NodeInputs& in, NodeContext& ctx) -> NodeResult {
        const std::string path = find_file(in, ctx);
+       // A file that is no difference ControlNet loads as with ControlNetLoader.
+       if (!pipeline::is_difference_controlnet(path))
+         return {{Value::of("CONTROL_NET", plain_controlnet(path, ctx))}};
        // Resolved: a MODEL with LoRAs gets its merged copies (the merge is the model
        // cache's, shared with the sampler that runs this MODEL).
        const pipeline::ModelHandle model = in.model("model");
-       const DType dtype = device_for(ctx.device).compute_dtype();
        std::shared_ptr<const pipeline::NetworkSource<UNet>> base = model.unet_source;
        std::shared_ptr<const std::map<std::string, Tensor>> patched = model.lora_weights;
+       DR_CHECK(base != nullptr, "DiffControlNetLoader", path,
+                " is a difference ControlNet, but the MODEL (", model.source,
+                ") keeps no UNet weights to add it to");
        const std::string key = cache_key(path, ctx) + ":diff:" +
                                std::to_string(reinterpret_cast<std::uintptr_t>(base.get())) + ":" +
                                std::to_string(reinterpret_cast<std::uintptr_t>(patched.get()));
        std::shared_ptr<const ControlNet> net = ctx.models.get_or_load<
            ControlNet>(key, [&]() -> std::pair<std::shared_ptr<const ControlNet>, uint64_t> {
          uint64_t bytes = 0;
-         if (!base) {  // a plain file needs no weights of the model
-           DR_CHECK(!pipeline::is_difference_controlnet(path), "DiffControlNetLoader", path,
-                    " is a difference ControlNet, but the MODEL (", model.source,
-                    ") keeps no UNet weights to add it to");
-           auto loaded = pipeline::load_controlnet(path, ctx.device, dtype, &bytes);
-           return {std::move(loaded), bytes};
-         }
-         auto loaded = pipeline::load_controlnet(path, ctx.device, dtype, &bytes, &base->weights,
-                                                 patched.get());
+         auto loaded =
+             pipeline::load_controlnet(path, ctx.device, device_for(ctx.device).compute_dtype(),
+                                       &bytes, &base->weights, patched.get());
          auto both = std::make_shared<const DiffControlNet>(DiffControlNet{base, patched, *loaded});
          return {std::shared_ptr<const ControlNet>(both, &both->net), bytes};
        });
