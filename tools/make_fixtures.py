@@ -74,6 +74,9 @@ GENERATORS = {
     # a UNet LoRA on the tiny SD 2.x and the difference ControlNet summed with the LoRA'd UNet
     # (diffusers ControlNetModel residuals; after "controlnet_sd2")
     "lora_diff_controlnet": TOOLS / "fixtures" / "lora_diff_controlnet.py",
+    # an SDXL UNet LoRA (kohya sgm names checked by diffusers' SDXL reader, PEFT names) fused
+    # by diffusers into sdxl_pipeline's tiny SDXL: weights and UNet output (after it)
+    "lora_sdxl": TOOLS / "fixtures" / "lora_sdxl.py",
     # the Canny node: opencv-python's Canny (kornia's and skimage's as sanity bounds)
     "canny": TOOLS / "fixtures" / "canny.py",
 }
