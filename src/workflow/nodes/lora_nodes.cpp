@@ -61,6 +61,11 @@ std::shared_ptr<const LoraFile> open_lora(const std::string& name, NodeContext& 
       });
 }
 
+// A pointer as a number: names an object in a cache key while the key's entry holds it.
+std::string address(const void* p) {
+  return std::to_string(reinterpret_cast<std::uintptr_t>(p));
+}
+
 // "<file>@<strength bits>;…" for a stack: the LoraFile objects are the cache's own (one
 // per file and base), so their addresses name them while the entry holding them lives.
 std::string stack_key(const std::vector<pipeline::LoraUse>& stack) {
@@ -68,58 +73,45 @@ std::string stack_key(const std::vector<pipeline::LoraUse>& stack) {
   for (const pipeline::LoraUse& u : stack) {
     uint32_t bits = 0;
     std::memcpy(&bits, &u.strength, sizeof(bits));
-    key += u.file->path() + "#" + std::to_string(reinterpret_cast<std::uintptr_t>(u.file.get())) +
-           "@" + std::to_string(bits) + ";";
+    key += u.file->path() + "#" + address(u.file.get()) + "@" + std::to_string(bits) + ";";
   }
   return key;
 }
 
-// `model` with `stack` (its LoRAs and one more) to be merged when a node first runs it:
-// a chain of loaders merges only its last stack. The merged model is kept in the model
-// cache under its base and its whole stack; the source's address names the base while
-// the cached handle (which holds it) lives.
-pipeline::ModelHandle model_with(NodeContext& ctx, const pipeline::ModelHandle& model,
-                                 std::vector<pipeline::LoraUse> stack) {
-  pipeline::ModelHandle base = model;
+// `handle` (a MODEL or CLIP) with `stack` (its LoRAs and one more) to be merged when a node
+// first runs it: a chain of loaders merges only its last stack. The merged handle is kept
+// in the model cache under `key`, which names its base and its whole stack; the bases'
+// sources are named by address, which holds while the cached handle (holding them) lives.
+template <class Handle>
+Handle deferred_with(NodeContext& ctx, const Handle& handle, std::vector<pipeline::LoraUse> stack,
+                     const std::string& base_name) {
+  Handle base = handle;
   base.deferred = nullptr;
-  pipeline::ModelHandle out = base;  // the base's UNet, for its configuration, until resolved
+  Handle out = base;  // the base's networks, for their configuration, until resolved
   out.loras = stack;
-  const std::string key =
-      "lora_model:" + std::to_string(reinterpret_cast<std::uintptr_t>(model.unet_source.get())) +
-      ":" + stack_key(stack);
-  out.deferred = std::make_shared<const pipeline::Deferred<pipeline::ModelHandle>>(
+  const std::string key = base_name + ":" + stack_key(stack);
+  out.deferred = std::make_shared<const pipeline::Deferred<Handle>>(
       [cache = &ctx.models, key, base = std::move(base), stack = std::move(stack)] {
-        return *cache->get_or_load<pipeline::ModelHandle>(
-            key, [&]() -> std::pair<std::shared_ptr<const pipeline::ModelHandle>, uint64_t> {
-              auto h =
-                  std::make_shared<const pipeline::ModelHandle>(pipeline::with_loras(base, stack));
+        return *cache->get_or_load<Handle>(
+            key, [&]() -> std::pair<std::shared_ptr<const Handle>, uint64_t> {
+              auto h = std::make_shared<const Handle>(pipeline::with_loras(base, stack));
               return {h, h->lora_bytes};
             });
       });
   return out;
 }
 
-// The same for a CLIP.
+pipeline::ModelHandle model_with(NodeContext& ctx, const pipeline::ModelHandle& model,
+                                 std::vector<pipeline::LoraUse> stack) {
+  return deferred_with(ctx, model, std::move(stack),
+                       "lora_model:" + address(model.unet_source.get()));
+}
+
 pipeline::ClipHandle clip_with(NodeContext& ctx, const pipeline::ClipHandle& clip,
                                std::vector<pipeline::LoraUse> stack) {
-  pipeline::ClipHandle base = clip;
-  base.deferred = nullptr;
-  pipeline::ClipHandle out = base;
-  out.loras = stack;
-  const std::string key =
-      "lora_clip:" + std::to_string(reinterpret_cast<std::uintptr_t>(clip.encoder_source.get())) +
-      ":" + std::to_string(reinterpret_cast<std::uintptr_t>(clip.open_clip_source.get())) + ":" +
-      stack_key(stack);
-  out.deferred = std::make_shared<const pipeline::Deferred<pipeline::ClipHandle>>(
-      [cache = &ctx.models, key, base = std::move(base), stack = std::move(stack)] {
-        return *cache->get_or_load<pipeline::ClipHandle>(
-            key, [&]() -> std::pair<std::shared_ptr<const pipeline::ClipHandle>, uint64_t> {
-              auto h =
-                  std::make_shared<const pipeline::ClipHandle>(pipeline::with_loras(base, stack));
-              return {h, h->lora_bytes};
-            });
-      });
-  return out;
+  return deferred_with(ctx, clip, std::move(stack),
+                       "lora_clip:" + address(clip.encoder_source.get()) + ":" +
+                           address(clip.open_clip_source.get()));
 }
 
 const NodeRegistrar kLoraLoader(
