@@ -9,13 +9,8 @@
 #include <cstring>
 #include <vector>
 
-#if defined(__F16C__)
-#include <immintrin.h>
-#endif
-#include <vector>
-
+#include "backend/cpu/vec.h"
 #include "core/error.h"
-#include "core/half.h"
 #include "core/thread_pool.h"
 #include "models/lora.h"
 
@@ -113,51 +108,17 @@ void add_rank_update(float* const* acc, const float* const* w, int rows, const f
 }
 
 void load_row(const Tensor& base, int64_t offset, int64_t n, float* dst) {
-  switch (base.dtype()) {
-    case DType::F32:
-      std::memcpy(dst, base.data<float>() + offset, static_cast<size_t>(n) * sizeof(float));
-      return;
-    case DType::F16: {
-      const f16* s = base.data<f16>() + offset;
-      int64_t i = 0;
-#if defined(__F16C__)
-      // Eight at a time with F16C (g++ 12 leaves the plain loop scalar).
-      for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(dst + i,
-                         _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));
-#endif
-      for (; i < n; ++i) dst[i] = to_f32(s[i]);
-      return;
-    }
-    case DType::BF16: {
-      const bf16* s = base.data<bf16>() + offset;
-      for (int64_t i = 0; i < n; ++i) dst[i] = to_f32(s[i]);
-      return;
-    }
-    default:
-      fail(kOp, "a base tensor of dtype ", dtype_name(base.dtype()),
-           " (LoRAs patch f32, f16 and bf16 weights)");
-  }
+  const DType t = base.dtype();
+  DR_CHECK(t == DType::F32 || t == DType::F16 || t == DType::BF16, kOp, "a base tensor of dtype ",
+           dtype_name(t), " (LoRAs patch f32, f16 and bf16 weights)");
+  cpu::load_f32(static_cast<const char*>(base.raw()) + offset * dtype_size(t), t, dst, n);
 }
 
 void store_row(const float* src, int64_t n, Tensor& out, int64_t offset) {
-  switch (out.dtype()) {
-    case DType::F32:
-      std::memcpy(out.data<float>() + offset, src, static_cast<size_t>(n) * sizeof(float));
-      return;
-    case DType::F16: {
-      f16* d = out.data<f16>() + offset;
-      for (int64_t i = 0; i < n; ++i) d[i] = to_f16(src[i]);
-      return;
-    }
-    case DType::BF16: {
-      bf16* d = out.data<bf16>() + offset;
-      for (int64_t i = 0; i < n; ++i) d[i] = to_bf16(src[i]);
-      return;
-    }
-    default:
-      fail(kOp, "cannot merge into dtype ", dtype_name(out.dtype()));
-  }
+  const DType t = out.dtype();
+  DR_CHECK(t == DType::F32 || t == DType::F16 || t == DType::BF16, kOp, "cannot merge into dtype ",
+           dtype_name(t));
+  cpu::store_f32(src, t, static_cast<char*>(out.raw()) + offset * dtype_size(t), n);
 }
 
 // base + Σ updates, in `dtype`, one pass over the rows (in blocks of kBlockRows).
