@@ -16,6 +16,7 @@
 #include "io/safetensors.h"
 #include "models/controlnet.h"
 #include "pipeline/controlnet_loader.h"
+#include "run_prompt.h"
 #include "workflow/executor.h"
 #include "workflow/node.h"
 #include "workflow/workflow_env.h"
@@ -65,11 +66,7 @@ class ControlNetLoaderNode : public ::testing::Test {
   }
 
   ExecutionResult run(const json& prompt) {
-    const Validation v = validate_prompt(prompt, env_.paths());
-    EXPECT_TRUE(v.ok) << v.error.dump(1) << v.node_errors.dump(1);
-    static const std::atomic<bool> never{false};
-    return executor_->execute("prompt-cn", prompt, json::object(), v.outputs, ExecutionEvents{},
-                              never);
+    return test::run_prompt(*executor_, env_.paths(), prompt);
   }
 
   test::TempBase env_;

@@ -31,6 +31,7 @@
 #include "pipeline/control.h"
 #include "pipeline/controlnet_loader.h"
 #include "pipeline/model_cache.h"
+#include "run_prompt.h"
 #include "sampling/torch_rng.h"
 #include "test_util.h"
 #include "workflow/executor.h"
@@ -99,12 +100,7 @@ class ControlNetNodes : public ::testing::Test {
 
   // Runs `prompt` (capture node "99" on the KSampler's latent) and returns the latent.
   Tensor run(const json& prompt) {
-    const Validation v = validate_prompt(prompt, env_.paths());
-    EXPECT_TRUE(v.ok) << v.error.dump(1) << v.node_errors.dump(1);
-    static const std::atomic<bool> never{false};
-    const ExecutionResult r =
-        executor_->execute("prompt-1", prompt, json::object(), v.outputs, {}, never);
-    EXPECT_EQ(r.status, ExecutionResult::Status::Success) << r.error.dump(1);
+    test::run_prompt_ok(*executor_, env_.paths(), prompt);
     return captured().at("99.latent").as<pipeline::Latent>().samples;
   }
 

@@ -28,6 +28,7 @@
 #include "pipeline/family_fixtures.h"
 #include "pipeline/model_cache.h"
 #include "pipeline/model_handles.h"
+#include "run_prompt.h"
 #include "test_util.h"
 #include "workflow/executor.h"
 #include "workflow/node.h"
@@ -63,10 +64,7 @@ class DiffControlNetNodes : public ::testing::Test {
   }
 
   ExecutionResult execute(const json& prompt) {
-    const Validation v = validate_prompt(prompt, env_.paths());
-    EXPECT_TRUE(v.ok) << v.error.dump(1) << v.node_errors.dump(1);
-    static const std::atomic<bool> never{false};
-    return executor_->execute("prompt-1", prompt, json::object(), v.outputs, {}, never);
+    return test::run_prompt(*executor_, env_.paths(), prompt);
   }
 
   Tensor run(const json& prompt) {

@@ -14,6 +14,7 @@
 #include "io/safetensors.h"
 #include "pipeline/diffusers_folder_fixture.h"
 #include "pipeline/image.h"
+#include "run_prompt.h"
 #include "workflow/executor.h"
 #include "workflow/node.h"
 #include "workflow/workflow_env.h"
@@ -66,11 +67,8 @@ TEST(WorkflowDiffusersLoader, SdxlFolderMatchesTheGoldenRun) {
         {"inputs", {{"samples", link("3", 0)}, {"vae", link("4", 2)}}}}},
       {"99", {{"class_type", "DarkroomTestCapture"}, {"inputs", {{"image", link("8", 0)}}}}}};
   captured().clear();
-  const Validation v = validate_prompt(prompt, env.paths());
-  ASSERT_TRUE(v.ok) << v.error.dump(1) << v.node_errors.dump(1);
   Executor executor(env.paths(), -1, uint64_t{1} << 32);
-  static const std::atomic<bool> never{false};
-  const ExecutionResult r = executor.execute("p1", prompt, json::object(), v.outputs, {}, never);
+  const ExecutionResult r = test::run_prompt(executor, env.paths(), prompt);
   ASSERT_EQ(r.status, ExecutionResult::Status::Success) << r.error.dump(1);
 
   // The golden decoder output [-1, 1] as VAEDecode hands it on: clamp((x + 1) / 2, 0, 1).

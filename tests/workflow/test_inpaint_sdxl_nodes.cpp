@@ -38,6 +38,7 @@
 #include "pipeline/image.h"
 #include "pipeline/inpaint_fixtures.h"
 #include "pipeline/latent.h"
+#include "run_prompt.h"
 #include "test_util.h"
 #include "workflow/executor.h"
 #include "workflow/node.h"
@@ -120,14 +121,7 @@ class WorkflowInpaintSdxl : public ::testing::Test {
     captured().clear();
   }
 
-  void run(const json& prompt) {
-    const Validation v = validate_prompt(prompt, env_.paths());
-    ASSERT_TRUE(v.ok) << v.error.dump(1) << v.node_errors.dump(1);
-    static const std::atomic<bool> never{false};
-    const ExecutionResult r =
-        executor_->execute("prompt-1", prompt, json::object(), v.outputs, {}, never);
-    ASSERT_EQ(r.status, ExecutionResult::Status::Success) << r.error.dump(1);
-  }
+  void run(const json& prompt) { test::run_prompt_ok(*executor_, env_.paths(), prompt); }
 
   static pipeline::Latent latent(const std::string& capture_id) {
     return captured().at(capture_id + ".latent").as<pipeline::Latent>();

@@ -29,6 +29,7 @@
 #include "pipeline/diffusers_folder_fixture.h"
 #include "pipeline/family_fixtures.h"
 #include "pipeline/latent.h"
+#include "run_prompt.h"
 #include "sampling/torch_rng.h"
 #include "test_util.h"
 #include "workflow/executor.h"
@@ -139,12 +140,8 @@ TEST(LoraDiffusersWorkflow, FolderMatchesTheSingleFile) {
 
   Executor executor(env.paths(), -1, uint64_t{1} << 32);
   auto run = [&](const json& prompt) {
-    const Validation v = validate_prompt(prompt, env.paths());
-    EXPECT_TRUE(v.ok) << v.error.dump(1) << v.node_errors.dump(1);
-    static const std::atomic<bool> never{false};
     captured().clear();
-    const ExecutionResult r = executor.execute("p", prompt, json::object(), v.outputs, {}, never);
-    EXPECT_EQ(r.status, ExecutionResult::Status::Success) << r.error.dump(1);
+    test::run_prompt_ok(executor, env.paths(), prompt);
     return captured().at("99.latent").as<pipeline::Latent>().samples;
   };
   const json folder = {{"class_type", "DiffusersLoader"},

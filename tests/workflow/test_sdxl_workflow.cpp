@@ -13,6 +13,7 @@
 #include "io/safetensors.h"
 #include "pipeline/family_fixtures.h"
 #include "pipeline/image.h"
+#include "run_prompt.h"
 #include "test_util.h"
 #include "workflow/executor.h"
 #include "workflow/node.h"
@@ -48,12 +49,7 @@ class WorkflowFamilies : public ::testing::Test {
 
   // Runs `prompt` (which must hold a capture node "99" on the image) and returns the image.
   Tensor run(const json& prompt) {
-    const Validation v = validate_prompt(prompt, env_.paths());
-    EXPECT_TRUE(v.ok) << v.error.dump(1) << v.node_errors.dump(1);
-    static const std::atomic<bool> never{false};
-    const ExecutionResult r =
-        executor_->execute("prompt-1", prompt, json::object(), v.outputs, {}, never);
-    EXPECT_EQ(r.status, ExecutionResult::Status::Success) << r.error.dump(1);
+    test::run_prompt_ok(*executor_, env_.paths(), prompt);
     return captured().at("99.image").as<pipeline::Image>();
   }
 

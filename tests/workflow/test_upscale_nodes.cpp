@@ -21,6 +21,7 @@
 #include "io/png_writer.h"
 #include "io/safetensors.h"
 #include "models/weights.h"
+#include "run_prompt.h"
 #include "test_util.h"
 #include "workflow/executor.h"
 #include "workflow/node.h"
@@ -102,14 +103,11 @@ class UpscaleNodes : public ::testing::Test {
   }
 
   ExecutionResult run(const json& prompt) {
-    const Validation v = validate_prompt(prompt, env_.paths());
-    EXPECT_TRUE(v.ok) << v.error.dump(1) << v.node_errors.dump(1);
-    static const std::atomic<bool> never{false};
     ExecutionEvents events;
     events.progress = [this](int value, int max, const std::string& id) {
       progress_.emplace_back(id, value, max);
     };
-    return executor_->execute("prompt-up", prompt, json::object(), v.outputs, events, never);
+    return test::run_prompt(*executor_, env_.paths(), prompt, events);
   }
 
   test::TempBase env_;

@@ -14,6 +14,7 @@
 #include "io/safetensors.h"
 #include "io/safetensors_writer.h"
 #include "pipeline/image.h"
+#include "run_prompt.h"
 #include "workflow/executor.h"
 #include "workflow/node.h"
 #include "workflow/workflow_env.h"
@@ -48,11 +49,8 @@ TEST(WorkflowVaeLoader, DiffusersVaeFileDecodesAsTheCheckpointVae) {
   prompt["98"] = {{"class_type", "DarkroomTestCapture"}, {"inputs", {{"image", link("8", 0)}}}};
   prompt["99"] = {{"class_type", "DarkroomTestCapture"}, {"inputs", {{"image", link("13", 0)}}}};
   captured().clear();
-  const Validation v = validate_prompt(prompt, env.paths());
-  ASSERT_TRUE(v.ok) << v.error.dump(1) << v.node_errors.dump(1);
   Executor executor(env.paths(), -1, uint64_t{1} << 32);
-  static const std::atomic<bool> never{false};
-  const ExecutionResult r = executor.execute("p1", prompt, json::object(), v.outputs, {}, never);
+  const ExecutionResult r = test::run_prompt(executor, env.paths(), prompt);
   ASSERT_EQ(r.status, ExecutionResult::Status::Success) << r.error.dump(1);
 
   const Tensor& want = captured().at("98.image").as<pipeline::Image>();
