@@ -77,6 +77,10 @@ GENERATORS = {
     # an SDXL UNet LoRA (kohya sgm names checked by diffusers' SDXL reader, PEFT names) fused
     # by diffusers into sdxl_pipeline's tiny SDXL: weights and UNet output (after it)
     "lora_sdxl": TOOLS / "fixtures" / "lora_sdxl.py",
+    # a LoRA on the whole tiny SDXL refiner (kohya lora_unet_ sgm + lora_te_ names) read and
+    # fused by diffusers' refiner pipeline, then a sampled CLIPTextEncodeSDXLRefiner → KSampler
+    # run (sdxl_pipeline's golden run; after "sdxl_pipeline")
+    "lora_refiner_workflow": TOOLS / "fixtures" / "lora_refiner_workflow.py",
     # the Canny node: opencv-python's Canny (kornia's and skimage's as sanity bounds)
     "canny": TOOLS / "fixtures" / "canny.py",
 }
