@@ -9,7 +9,12 @@ loads one file and detects SD 1.x by its 768-wide context: the UNet's attn2 to_k
 weights are replaced by random ones that take 768 inputs, and a one-layer 768-wide CLIP
 text model with CLIP's real 49408-token vocabulary is drawn at random. The images are noise;
 these tests check the wiring (queue, messages, history, files), not pixels.
+
+The node tests (ControlNet, inpainting, LoRA, upscale models) share the rest: uploading
+input PNGs, a text-to-image graph to build on, queueing a prompt and fetching the PNG its
+SaveImage wrote, and reading golden tensors as the 8-bit levels SaveImage would write.
 """
+import io
 import json
 import os
 import random
@@ -21,6 +26,7 @@ import uuid
 import zlib
 
 import websocket
+from PIL import Image
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TINY = os.path.join(REPO, "tests", "data", "models", "sd15_tiny")
@@ -58,6 +64,13 @@ def write_safetensors(path, tensors, metadata):
             f.write(b)
 
 
+def tiny_vae():
+    """The first_stage_model.* tensors of sd15_tiny's VAE (2 levels: images 2x the latent),
+    to complete a checkpoint."""
+    vae, _ = read_safetensors(os.path.join(TINY, "clip_vae.safetensors"))
+    return {k: v for k, v in vae.items() if k.startswith("first_stage_model.")}
+
+
 def build_tiny_checkpoint(path):
     rng = random.Random(20251126)
     block = [rng.gauss(0.0, 0.02) for _ in range(1 << 16)]
@@ -78,8 +91,7 @@ def build_tiny_checkpoint(path):
     for k, (dtype, shape, _) in list(tensors.items()):
         if k.endswith((".attn2.to_k.weight", ".attn2.to_v.weight")):
             tensors[k] = randn("F32", shape[0], 768)
-    vae, _ = read_safetensors(os.path.join(TINY, "clip_vae.safetensors"))
-    tensors.update({k: v for k, v in vae.items() if k.startswith("first_stage_model.")})
+    tensors.update(tiny_vae())
     width, mlp = 768, 1536
     layer = "encoder.layers.0."
     clip = {
@@ -116,9 +128,7 @@ def install_tiny_checkpoint(base_dir, cache_dir):
         built = os.path.join(str(cache_dir), CKPT_NAME)
         if not os.path.exists(built):
             build_tiny_checkpoint(built)
-    dest = os.path.join(str(base_dir), "models", "checkpoints")
-    os.makedirs(dest, exist_ok=True)
-    target = os.path.join(dest, CKPT_NAME)
+    target = os.path.join(model_folder(base_dir, "checkpoints"), CKPT_NAME)
     if not os.path.exists(target):
         # A hard link or a copy: the server refuses symlinks that leave its model folder.
         try:
@@ -242,3 +252,138 @@ def history_pairs(server, path="/history"):
     r = server.get(path)
     assert r.status_code == 200, r.text
     return json.loads(r.text, object_pairs_hook=lambda pairs: pairs)
+
+
+# --- What the node tests share: inputs, a graph to build on, the saved PNG, goldens. ---
+
+def model_folder(base_dir, kind):
+    """base_dir/models/<kind> (checkpoints, controlnet, ...), created if missing."""
+    path = os.path.join(str(base_dir), "models", kind)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def png_bytes(image):
+    """A PIL image encoded as PNG."""
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def upload_png(server, name, data, overwrite=True):
+    """POSTs PNG bytes to /upload/image as `name` (form field overwrite=true unless
+    overwrite is False, then no field); returns the name the server stored it under."""
+    r = server.post("/upload/image", files={"image": (name, data, "image/png")},
+                    data={"overwrite": "true"} if overwrite else None)
+    assert r.status_code == 200, r.text
+    return r.json()["name"]
+
+
+def upload_png_file(server, path, name):
+    """upload_png of the file at `path`."""
+    with open(path, "rb") as f:
+        return upload_png(server, name, f.read())
+
+
+def sampler_graph(ckpt, positive, negative, prefix, seed=5, steps=2, cfg=5.0,
+                  cond=("6", 0), uncond=("7", 0), latent=("5", 0), model=("4", 0),
+                  clip=("4", 1)):
+    """Text to image short of its latent source: 4 CheckpointLoaderSimple(ckpt), 6 / 7
+    CLIPTextEncode(positive / negative, clip), 3 KSampler (euler, normal, denoise 1; model,
+    cond, uncond, latent), 8 VAEDecode(3 with 4's VAE), 9 SaveImage(prefix). The callers add
+    the latent's node (and whatever feeds cond / uncond / model / clip)."""
+    return {
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": positive, "clip": list(clip)}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": negative, "clip": list(clip)}},
+        "3": {"class_type": "KSampler",
+              "inputs": {"seed": seed, "steps": steps, "cfg": cfg, "sampler_name": "euler",
+                         "scheduler": "normal", "denoise": 1.0, "model": list(model),
+                         "positive": list(cond), "negative": list(uncond),
+                         "latent_image": list(latent)}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+        "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": prefix,
+                                                   "images": ["8", 0]}},
+    }
+
+
+def empty_latent(width, height):
+    """An EmptyLatentImage node of one latent for a width x height image."""
+    return {"class_type": "EmptyLatentImage",
+            "inputs": {"width": width, "height": height, "batch_size": 1}}
+
+
+def controlnet_apply(loader, hint, strength, image=("11", 0)):
+    """Nodes 10 (`loader`, a ControlNet loader node), 11 (LoadImage of the uploaded `hint`)
+    and 20 (ControlNetApplyAdvanced of 10 on 6 / 7 with `image`, `strength`, start 0, end 1):
+    KSampler's positive / negative are then ("20", 0) / ("20", 1)."""
+    return {
+        "10": loader,
+        "11": {"class_type": "LoadImage", "inputs": {"image": hint}},
+        "20": {"class_type": "ControlNetApplyAdvanced",
+               "inputs": {"positive": ["6", 0], "negative": ["7", 0],
+                          "control_net": ["10", 0], "image": list(image),
+                          "strength": strength, "start_percent": 0.0, "end_percent": 1.0}},
+    }
+
+
+def queue_and_wait(server, prompt, timeout=120):
+    """Queues `prompt` from a fresh websocket client and waits for its end (executing with
+    node null); returns that prompt's messages."""
+    ws = WsListener(server.host_port)
+    try:
+        r = server.post("/prompt", json={"prompt": prompt, "client_id": ws.client_id})
+        assert r.status_code == 200, r.text
+        pid = r.json()["prompt_id"]
+        return of_prompt(ws.wait_done(pid, timeout), pid)
+    finally:
+        ws.close()
+
+
+def saved_png(server, messages, node="9"):
+    """The PNG bytes (from /view) of the first image SaveImage node `node` reported in a
+    prompt's messages; the prompt must have had no execution_error and `node` must be the
+    only node that reported output."""
+    assert not [m for m in messages if m["type"] == "execution_error"], messages
+    executed = [m["data"] for m in messages if m["type"] == "executed"]
+    assert [e["node"] for e in executed] == [node], messages
+    image = executed[0]["output"]["images"][0]
+    png = server.get("/view", params={"filename": image["filename"],
+                                      "subfolder": image["subfolder"], "type": "output"})
+    assert png.status_code == 200
+    return png.content
+
+
+def run_for_png(server, prompt, node="9", timeout=120):
+    """queue_and_wait, then saved_png: the PNG bytes SaveImage node `node` wrote."""
+    return saved_png(server, queue_and_wait(server, prompt, timeout), node)
+
+
+def open_rgb(png):
+    """PNG bytes → (RGB bytes, (width, height))."""
+    image = Image.open(io.BytesIO(png))
+    return image.convert("RGB").tobytes(), image.size
+
+
+STRUCT_FORMATS = {"F32": "f", "I32": "i", "I64": "q"}
+
+
+def tensor_values(entry, dtypes=("F32",)):
+    """(shape, flat tuple of values) of a read_safetensors entry; its dtype must be one of
+    dtypes."""
+    dtype, shape, raw = entry
+    assert dtype in dtypes, dtype
+    fmt = STRUCT_FORMATS[dtype]
+    return shape, struct.unpack(f"<{len(raw) // struct.calcsize(fmt)}{fmt}", raw)
+
+
+def save_image_levels(values):
+    """The 8-bit levels ComfyUI's SaveImage writes for image values x (nominally in [0, 1]):
+    clip(255·x, 0, 255) cast to uint8, i.e. truncated."""
+    return bytes(int(min(max(255.0 * x, 0.0), 255.0)) for x in values)
+
+
+def max_level_diff(a, b):
+    """The largest difference between two equally long sequences of 8-bit levels."""
+    assert len(a) == len(b), (len(a), len(b))
+    return max(abs(x - y) for x, y in zip(a, b))

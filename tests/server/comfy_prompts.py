@@ -1,6 +1,7 @@
 """ComfyUI's default text-to-image workflow in API format (the graph the frontend loads
 first), used by the validation and queue tests. Node ids as in ComfyUI's default graph."""
 import copy
+import os
 
 CKPT = "tiny.safetensors"
 
@@ -21,3 +22,12 @@ DEFAULT_PROMPT = {
 
 def default_prompt():
     return copy.deepcopy(DEFAULT_PROMPT)
+
+
+def write_fake_checkpoint(base_dir):
+    """Writes base_dir/models/checkpoints/CKPT as a few bytes that are no model (validation
+    needs only the name; a run fails in the loader); returns its path."""
+    path = os.path.join(str(base_dir), "models", "checkpoints", CKPT)
+    with open(path, "wb") as f:
+        f.write(b"not a real model")
+    return path

@@ -12,6 +12,8 @@ import threading
 import pytest
 import requests
 
+from comfy_client import install_tiny_checkpoint
+
 
 def pytest_addoption(parser):
     parser.addoption("--darkroom", default=os.environ.get("DARKROOM", "build/darkroom"),
@@ -71,6 +73,12 @@ class Server:
     def alive(self):
         return self.proc.poll() is None
 
+    def kill(self):
+        """SIGKILL (no shutdown code runs); waits for the process and closes its log."""
+        self.proc.kill()
+        self.proc.wait()
+        self._log.close()
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -104,3 +112,20 @@ def server(darkroom_bin, tmp_path_factory):
     yield s
     assert s.alive(), "the server died during the tests:\n" + s.log()
     s.stop()
+
+
+@pytest.fixture(scope="session")
+def install_tiny(tmp_path_factory):
+    """install_tiny(base_dir): comfy_client's tiny SD 1.x checkpoint (built once per session)
+    under base_dir/models/checkpoints."""
+    cache = tmp_path_factory.getbasetemp() / "tiny-ckpt"
+    cache.mkdir(exist_ok=True)
+    return lambda base_dir: install_tiny_checkpoint(base_dir, cache)
+
+
+@pytest.fixture
+def tiny_base(tmp_path_factory, install_tiny):
+    """A fresh --base-directory that holds the tiny checkpoint."""
+    base = tmp_path_factory.mktemp("tiny-base")
+    install_tiny(base)
+    return base

@@ -14,14 +14,12 @@ import requests
 import websocket
 from PIL import Image
 
-from comfy_prompts import CKPT, default_prompt
+from comfy_prompts import CKPT, default_prompt, write_fake_checkpoint
 
 
 @pytest.fixture(scope="module", autouse=True)
 def checkpoint(server):
-    path = os.path.join(server.base_dir, "models", "checkpoints", CKPT)
-    with open(path, "wb") as f:
-        f.write(b"not a real model")
+    return write_fake_checkpoint(server.base_dir)
 
 
 @pytest.fixture(autouse=True)

@@ -8,21 +8,10 @@ what each client has queued stays put while the test posts; it is interrupted at
 - the count drops as prompts end (interrupted, deleted from the queue, finished);
 - after kill -9 and a restart, the recovered prompts still count.
 """
-import pytest
-
-from comfy_client import WsListener, default_workflow, install_tiny_checkpoint, wait_queue_empty
+from comfy_client import WsListener, default_workflow, wait_queue_empty
 from conftest import Server
 
 LIMIT = 2
-
-
-@pytest.fixture
-def base(tmp_path_factory):
-    b = tmp_path_factory.mktemp("limits")
-    cache = tmp_path_factory.getbasetemp() / "tiny-ckpt"
-    cache.mkdir(exist_ok=True)
-    install_tiny_checkpoint(b, cache)
-    return b
 
 
 def submit(server, client_id, steps=1, seed=0):
@@ -65,8 +54,8 @@ def busy(server, ws, client_id):
     return pid
 
 
-def test_a_client_at_its_limit_gets_429_and_others_are_unaffected(darkroom_bin, base):
-    server = Server(darkroom_bin, base, ["--max-queued-per-client", str(LIMIT)])
+def test_a_client_at_its_limit_gets_429_and_others_are_unaffected(darkroom_bin, tiny_base):
+    server = Server(darkroom_bin, tiny_base, ["--max-queued-per-client", str(LIMIT)])
     try:
         ws = WsListener(server.host_port, "alice")
         long = busy(server, ws, "alice")
@@ -109,19 +98,17 @@ def test_a_client_at_its_limit_gets_429_and_others_are_unaffected(darkroom_bin, 
         server.stop()
 
 
-def test_recovered_prompts_count_after_kill_9(darkroom_bin, base):
+def test_recovered_prompts_count_after_kill_9(darkroom_bin, tiny_base):
     args = ["--max-queued-per-client", str(LIMIT)]
-    first = Server(darkroom_bin, base, args)
+    first = Server(darkroom_bin, tiny_base, args)
     ws = WsListener(first.host_port, "carol")
     long = busy(first, ws, "carol")
     pending = accepted(first, "carol")
     check_refused(first, "carol")
-    first.proc.kill()
-    first.proc.wait()
-    first._log.close()
+    first.kill()  # SIGKILL: nothing of the shutdown path runs
     ws.close()
 
-    second = Server(darkroom_bin, base, args)
+    second = Server(darkroom_bin, tiny_base, args)
     try:
         # The recovered running prompt runs again (1000 steps), the other waits: carol is
         # at her limit from the first request on.
@@ -137,8 +124,8 @@ def test_recovered_prompts_count_after_kill_9(darkroom_bin, base):
         second.stop()
 
 
-def test_without_the_flag_there_is_no_limit(darkroom_bin, base):
-    server = Server(darkroom_bin, base)
+def test_without_the_flag_there_is_no_limit(darkroom_bin, tiny_base):
+    server = Server(darkroom_bin, tiny_base)
     try:
         ws = WsListener(server.host_port, "erin")
         long = busy(server, ws, "erin")

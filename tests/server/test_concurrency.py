@@ -7,18 +7,14 @@ import threading
 
 import requests
 
-from comfy_client import WsListener, default_workflow, install_tiny_checkpoint, of_prompt, png_info
+from comfy_client import WsListener, default_workflow, of_prompt, png_info
 from conftest import Server
 
 CLIENTS = 10
 
 
-def test_ten_clients_each_get_their_own_result(darkroom_bin, tmp_path_factory):
-    base = tmp_path_factory.mktemp("concurrent")
-    cache = tmp_path_factory.getbasetemp() / "tiny-ckpt"
-    cache.mkdir(exist_ok=True)
-    install_tiny_checkpoint(base, cache)
-    server = Server(darkroom_bin, base)
+def test_ten_clients_each_get_their_own_result(darkroom_bin, tiny_base):
+    server = Server(darkroom_bin, tiny_base)
     try:
         barrier = threading.Barrier(CLIENTS)
         results = [None] * CLIENTS

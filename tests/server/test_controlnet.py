@@ -14,16 +14,15 @@ the graph runs, SaveImage writes an image of the latent's size, and the ControlN
 the sampler (strength 1 gives another image than strength 0, which must equal the graph
 without the apply node).
 """
-import io
 import os
 import random
 import struct
 
 import pytest
-from PIL import Image
 
-from comfy_client import (CKPT_NAME, WsListener, install_tiny_checkpoint, of_prompt,
-                          read_safetensors, write_safetensors)
+from comfy_client import (CKPT_NAME, controlnet_apply, empty_latent, model_folder, open_rgb,
+                          read_safetensors, run_for_png, sampler_graph, upload_png_file,
+                          write_safetensors)
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CONTROLNET = os.path.join(REPO, "tests", "data", "controlnet", "sd15.safetensors")
@@ -32,8 +31,8 @@ CN_NAME = "tiny_canny_cn.safetensors"
 
 
 @pytest.fixture(scope="module")
-def cn_server(server, tmp_path_factory):
-    install_tiny_checkpoint(server.base_dir, tmp_path_factory.mktemp("cn-ckpt"))
+def cn_server(server, install_tiny):
+    install_tiny(server.base_dir)
     tensors, meta = read_safetensors(CONTROLNET)
     rng = random.Random(7)
     for k, (dtype, shape, _) in list(tensors.items()):
@@ -41,75 +40,33 @@ def cn_server(server, tmp_path_factory):
             n = shape[0] * 768
             tensors[k] = ("F32", [shape[0], 768],
                           struct.pack(f"<{n}f", *(rng.gauss(0.0, 0.05) for _ in range(n))))
-    dest = os.path.join(server.base_dir, "models", "controlnet")
-    os.makedirs(dest, exist_ok=True)
-    write_safetensors(os.path.join(dest, CN_NAME), tensors, meta)
-    with open(HINT, "rb") as f:
-        r = server.post("/upload/image", files={"image": ("cn_hint.png", f.read(), "image/png")},
-                        data={"overwrite": "true"})
-    assert r.status_code == 200, r.text
-    server.hint_name = r.json()["name"]
+    write_safetensors(os.path.join(model_folder(server.base_dir, "controlnet"), CN_NAME),
+                      tensors, meta)
+    server.hint_name = upload_png_file(server, HINT, "cn_hint.png")
     return server
 
 
 def graph(hint, strength, with_apply=True):
-    cond = ["20", 0] if with_apply else ["6", 0]
-    uncond = ["20", 1] if with_apply else ["7", 0]
-    g = {
-        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CKPT_NAME}},
-        "5": {"class_type": "EmptyLatentImage",
-              "inputs": {"width": 64, "height": 64, "batch_size": 1}},
-        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a cat", "clip": ["4", 1]}},
-        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["4", 1]}},
-        "3": {"class_type": "KSampler",
-              "inputs": {"seed": 5, "steps": 2, "cfg": 5.0, "sampler_name": "euler",
-                         "scheduler": "normal", "denoise": 1.0, "model": ["4", 0],
-                         "positive": cond, "negative": uncond, "latent_image": ["5", 0]}},
-        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
-        "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "cn", "images": ["8", 0]}},
-    }
+    """A 64² text-to-image graph with the ControlNet on Canny(hint), or without the apply."""
+    cond = ("20", 0) if with_apply else ("6", 0)
+    uncond = ("20", 1) if with_apply else ("7", 0)
+    g = sampler_graph(CKPT_NAME, "a cat", "blurry", "cn", cond=cond, uncond=uncond)
+    g["5"] = empty_latent(64, 64)
     if with_apply:
-        g.update({
-            "10": {"class_type": "ControlNetLoader", "inputs": {"control_net_name": CN_NAME}},
-            "11": {"class_type": "LoadImage", "inputs": {"image": hint}},
-            "12": {"class_type": "Canny",
-                   "inputs": {"image": ["11", 0], "low_threshold": 0.2, "high_threshold": 0.5}},
-            "20": {"class_type": "ControlNetApplyAdvanced",
-                   "inputs": {"positive": ["6", 0], "negative": ["7", 0],
-                              "control_net": ["10", 0], "image": ["12", 0],
-                              "strength": strength, "start_percent": 0.0,
-                              "end_percent": 1.0}},
-        })
+        loader = {"class_type": "ControlNetLoader", "inputs": {"control_net_name": CN_NAME}}
+        g.update(controlnet_apply(loader, hint, strength, image=("12", 0)))
+        g["12"] = {"class_type": "Canny",
+                   "inputs": {"image": ["11", 0], "low_threshold": 0.2, "high_threshold": 0.5}}
     return g
 
 
-def run_and_fetch(server, prompt):
-    """Queues `prompt`; returns the saved image's RGB bytes and size."""
-    ws = WsListener(server.host_port)
-    try:
-        r = server.post("/prompt", json={"prompt": prompt, "client_id": ws.client_id})
-        assert r.status_code == 200, r.text
-        pid = r.json()["prompt_id"]
-        messages = of_prompt(ws.wait_done(pid), pid)
-    finally:
-        ws.close()
-    assert not [m for m in messages if m["type"] == "execution_error"], messages
-    executed = [m["data"] for m in messages if m["type"] == "executed"]
-    assert [e["node"] for e in executed] == ["9"]
-    image = executed[0]["output"]["images"][0]
-    png = server.get("/view", params={"filename": image["filename"],
-                                      "subfolder": image["subfolder"], "type": "output"})
-    assert png.status_code == 200
-    got = Image.open(io.BytesIO(png.content))
-    return got.convert("RGB").tobytes(), got.size
-
-
 def test_canny_controlnet_workflow_saves_an_image(cn_server):
-    controlled, size = run_and_fetch(cn_server, graph(cn_server.hint_name, 1.0))
+    hint = cn_server.hint_name
+    controlled, size = open_rgb(run_for_png(cn_server, graph(hint, 1.0)))
     # EmptyLatentImage 64² is an 8² latent; the tiny VAE doubles it.
     assert size == (16, 16)
-    off, _ = run_and_fetch(cn_server, graph(cn_server.hint_name, 0.0))
-    plain, _ = run_and_fetch(cn_server, graph(cn_server.hint_name, 0.0, with_apply=False))
+    off, _ = open_rgb(run_for_png(cn_server, graph(hint, 0.0)))
+    plain, _ = open_rgb(run_for_png(cn_server, graph(hint, 0.0, with_apply=False)))
     assert off == plain  # strength 0 hands the conditioning on unchanged
     assert controlled != plain  # the ControlNet's residuals reached the UNet
 

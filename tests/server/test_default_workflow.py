@@ -11,19 +11,16 @@ import time
 
 import pytest
 
-from comfy_client import (HEIGHT, VAE_SCALE, WIDTH, WsListener, default_workflow,
-                          install_tiny_checkpoint, of_prompt, png_info)
+from comfy_client import HEIGHT, VAE_SCALE, WIDTH, WsListener, default_workflow, of_prompt, png_info
 from conftest import Server
 
 ALL_NODES = {"3", "4", "5", "6", "7", "8", "9"}
 
 
 @pytest.fixture(scope="module")
-def server(darkroom_bin, tmp_path_factory):
+def server(darkroom_bin, tmp_path_factory, install_tiny):
     base = tmp_path_factory.mktemp("base")
-    cache = tmp_path_factory.getbasetemp() / "tiny-ckpt"
-    cache.mkdir(exist_ok=True)
-    install_tiny_checkpoint(base, cache)
+    install_tiny(base)
     s = Server(darkroom_bin, base)
     yield s
     assert s.alive(), "the server died during the tests:\n" + s.log()

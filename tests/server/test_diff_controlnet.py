@@ -14,20 +14,19 @@ Here: the graph runs, the saved image has the latent's size, and the ControlNet 
 the sampler (strength 0.8 gives another image than strength 0, which equals the graph
 without the apply node).
 """
-import io
 import os
 import random
 import shutil
 import struct
 
 import pytest
-from PIL import Image
 
-from comfy_client import WsListener, of_prompt, read_safetensors, write_safetensors
+from comfy_client import (controlnet_apply, empty_latent, model_folder, open_rgb, queue_and_wait,
+                          read_safetensors, run_for_png, sampler_graph, tiny_vae,
+                          upload_png_file, write_safetensors)
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SD2 = os.path.join(REPO, "tests", "data", "pipeline", "families", "sd2.safetensors")
-VAE = os.path.join(REPO, "tests", "data", "models", "sd15_tiny", "clip_vae.safetensors")
 DIFF = os.path.join(REPO, "tests", "data", "controlnet_sd2", "sd2_diff.safetensors")
 HINT = os.path.join(REPO, "tests", "data", "controlnet_pipeline", "hint_a.png")
 CKPT_NAME = "tiny_sd2.safetensors"
@@ -43,96 +42,46 @@ def write_sd2_checkpoint(path):
     table = struct.pack(f"<{1 << 14}f", *block) * (n >> 14) + struct.pack(
         f"<{n % (1 << 14)}f", *block[:n % (1 << 14)])
     tensors["cond_stage_model.model.token_embedding.weight"] = ("F32", [49408, width], table)
-    vae, _ = read_safetensors(VAE)
-    tensors.update({k: v for k, v in vae.items() if k.startswith("first_stage_model.")})
+    tensors.update(tiny_vae())
     write_safetensors(path, tensors, meta)
 
 
 @pytest.fixture(scope="module")
 def diff_server(server):
-    ckpts = os.path.join(server.base_dir, "models", "checkpoints")
-    os.makedirs(ckpts, exist_ok=True)
-    write_sd2_checkpoint(os.path.join(ckpts, CKPT_NAME))
-    dest = os.path.join(server.base_dir, "models", "controlnet")
-    os.makedirs(dest, exist_ok=True)
-    shutil.copyfile(DIFF, os.path.join(dest, CN_NAME))
-    with open(HINT, "rb") as f:
-        r = server.post("/upload/image", files={"image": ("sd2_hint.png", f.read(), "image/png")},
-                        data={"overwrite": "true"})
-    assert r.status_code == 200, r.text
-    server.hint_name = r.json()["name"]
+    write_sd2_checkpoint(os.path.join(model_folder(server.base_dir, "checkpoints"), CKPT_NAME))
+    shutil.copyfile(DIFF, os.path.join(model_folder(server.base_dir, "controlnet"), CN_NAME))
+    server.hint_name = upload_png_file(server, HINT, "sd2_hint.png")
     return server
 
 
 def graph(hint, strength, loader="DiffControlNetLoader", with_apply=True):
-    cond = ["20", 0] if with_apply else ["6", 0]
-    uncond = ["20", 1] if with_apply else ["7", 0]
-    g = {
-        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CKPT_NAME}},
-        "5": {"class_type": "EmptyLatentImage",
-              "inputs": {"width": 64, "height": 64, "batch_size": 1}},
-        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a hill", "clip": ["4", 1]}},
-        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
-        "3": {"class_type": "KSampler",
-              "inputs": {"seed": 5, "steps": 2, "cfg": 5.0, "sampler_name": "euler",
-                         "scheduler": "normal", "denoise": 1.0, "model": ["4", 0],
-                         "positive": cond, "negative": uncond, "latent_image": ["5", 0]}},
-        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
-        "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "sd2cn",
-                                                   "images": ["8", 0]}},
-    }
+    """A 64² text-to-image graph with the ControlNet (loaded by `loader`) on the hint image,
+    or without the apply."""
+    cond = ("20", 0) if with_apply else ("6", 0)
+    uncond = ("20", 1) if with_apply else ("7", 0)
+    g = sampler_graph(CKPT_NAME, "a hill", "", "sd2cn", cond=cond, uncond=uncond)
+    g["5"] = empty_latent(64, 64)
     if with_apply:
         inputs = {"control_net_name": CN_NAME}
         if loader == "DiffControlNetLoader":
             inputs["model"] = ["4", 0]
-        g.update({
-            "10": {"class_type": loader, "inputs": inputs},
-            "11": {"class_type": "LoadImage", "inputs": {"image": hint}},
-            "20": {"class_type": "ControlNetApplyAdvanced",
-                   "inputs": {"positive": ["6", 0], "negative": ["7", 0],
-                              "control_net": ["10", 0], "image": ["11", 0],
-                              "strength": strength, "start_percent": 0.0,
-                              "end_percent": 1.0}},
-        })
+        g.update(controlnet_apply({"class_type": loader, "inputs": inputs}, hint, strength))
     return g
 
 
-def run(server, prompt):
-    """Queues `prompt`; returns its websocket messages."""
-    ws = WsListener(server.host_port)
-    try:
-        r = server.post("/prompt", json={"prompt": prompt, "client_id": ws.client_id})
-        assert r.status_code == 200, r.text
-        pid = r.json()["prompt_id"]
-        return of_prompt(ws.wait_done(pid), pid)
-    finally:
-        ws.close()
-
-
-def saved_image(server, messages):
-    assert not [m for m in messages if m["type"] == "execution_error"], messages
-    executed = [m["data"] for m in messages if m["type"] == "executed"]
-    assert [e["node"] for e in executed] == ["9"]
-    image = executed[0]["output"]["images"][0]
-    png = server.get("/view", params={"filename": image["filename"],
-                                      "subfolder": image["subfolder"], "type": "output"})
-    assert png.status_code == 200
-    got = Image.open(io.BytesIO(png.content))
-    return got.convert("RGB").tobytes(), got.size
-
-
 def test_diff_controlnet_workflow_saves_an_image(diff_server):
-    controlled, size = saved_image(diff_server, run(diff_server, graph(diff_server.hint_name, 0.8)))
+    hint = diff_server.hint_name
+    controlled, size = open_rgb(run_for_png(diff_server, graph(hint, 0.8)))
     assert size == (16, 16)  # EmptyLatentImage 64² is an 8² latent; the tiny VAE doubles it
-    off, _ = saved_image(diff_server, run(diff_server, graph(diff_server.hint_name, 0.0)))
-    plain, _ = saved_image(diff_server, run(diff_server, graph(diff_server.hint_name, 0.0,
-                                                               with_apply=False)))
+    off, _ = open_rgb(run_for_png(diff_server, graph(hint, 0.0)))
+    plain, _ = open_rgb(run_for_png(diff_server, graph(hint, 0.0, with_apply=False)))
     assert off == plain  # strength 0 hands the conditioning on unchanged
     assert controlled != plain  # the ControlNet's residuals reached the UNet
 
 
 def test_controlnet_loader_refuses_the_difference_file(diff_server):
-    messages = run(diff_server, graph(diff_server.hint_name, 0.8, loader="ControlNetLoader"))
+    messages = queue_and_wait(diff_server,
+                              graph(diff_server.hint_name, 0.8, loader="ControlNetLoader"))
     errors = [m["data"] for m in messages if m["type"] == "execution_error"]
     assert len(errors) == 1, messages
     assert errors[0]["node_id"] == "10"

@@ -4,37 +4,18 @@ user/) finishes them all. Every prompt acknowledged by POST /prompt ends in /his
 exactly once, successful, with its original queue number; the pending ones run in queue
 order (SaveImage's file counter shows the order they ran in).
 """
-import json
 import os
 import re
-import time
 
-from comfy_client import WsListener, default_workflow, install_tiny_checkpoint, png_info
+from comfy_client import WsListener, default_workflow, history_pairs, png_info, wait_queue_empty
 from conftest import Server
 
 N = 20
 STEPS = 8
 
 
-def kill9(server):
-    server.proc.kill()  # SIGKILL: no shutdown code runs
-    server.proc.wait()
-    server._log.close()
-
-
-def history_entries(server):
-    """/history as a list of (prompt_id, entry) pairs: a repeated key would show twice."""
-    r = server.get("/history")
-    assert r.status_code == 200, r.text
-    return json.loads(r.text, object_pairs_hook=lambda pairs: pairs)
-
-
-def test_queue_survives_kill_9_while_a_prompt_runs(darkroom_bin, tmp_path_factory):
-    base = tmp_path_factory.mktemp("durable")
-    cache = tmp_path_factory.getbasetemp() / "tiny-ckpt"
-    cache.mkdir(exist_ok=True)
-    install_tiny_checkpoint(base, cache)
-
+def test_queue_survives_kill_9_while_a_prompt_runs(darkroom_bin, tiny_base):
+    base = tiny_base
     first = Server(darkroom_bin, base)
     ws = WsListener(first.host_port, "durability")
     submitted = {}  # prompt_id -> queue number
@@ -50,22 +31,17 @@ def test_queue_survives_kill_9_while_a_prompt_runs(darkroom_bin, tmp_path_factor
     running = by_number[2]
     ws.wait_for(lambda m: isinstance(m, dict) and m["type"] == "progress"
                 and m["data"]["prompt_id"] == running and m["data"]["value"] == 1, timeout=300)
-    kill9(first)
+    first.kill()  # SIGKILL: no shutdown code runs
     ws.close()
     with open(first.log_path) as f:
         assert "stopping" not in f.read()  # it died without running its shutdown path
 
     second = Server(darkroom_bin, base)
     try:
-        deadline = time.time() + 600
-        while time.time() < deadline:
-            q = second.get("/queue").json()
-            if not q["queue_running"] and not q["queue_pending"]:
-                break
-            time.sleep(0.25)
+        wait_queue_empty(second, timeout=600)
         assert second.get("/queue").json() == {"queue_running": [], "queue_pending": []}
 
-        pairs = history_entries(second)
+        pairs = history_pairs(second)  # a prompt in /history twice would show twice
         ids = [k for k, _ in pairs]
         assert len(ids) == len(set(ids)), "a prompt is in /history twice"
         assert set(ids) == set(submitted), "lost or unknown prompts"

@@ -14,8 +14,7 @@ import time
 import pytest
 from playwright.sync_api import sync_playwright
 
-from comfy_client import (CKPT_NAME, HEIGHT, VAE_SCALE, WIDTH, default_workflow,
-                          install_tiny_checkpoint, png_info)
+from comfy_client import CKPT_NAME, HEIGHT, VAE_SCALE, WIDTH, default_workflow, png_info
 
 CHROMIUM = "/usr/bin/chromium"
 APP = "window.comfyAPI.app.app"
@@ -99,11 +98,9 @@ def test_frontend_loads_with_clean_console(start_server, browser, tmp_path):
 
 
 def test_frontend_runs_the_default_workflow_and_shows_the_image(start_server, browser,
-                                                               tmp_path, tmp_path_factory):
+                                                               tmp_path, install_tiny):
     base = seeded_base(tmp_path)
-    cache = tmp_path_factory.getbasetemp() / "tiny-ckpt"
-    cache.mkdir(exist_ok=True)
-    install_tiny_checkpoint(base, cache)  # a real (tiny) SD 1.x single-file checkpoint
+    install_tiny(base)  # a real (tiny) SD 1.x single-file checkpoint
     s = start_server(base=base)
     page, log = open_frontend(browser, s)
     # ComfyUI's default graph with the tiny checkpoint, a small size and 2 steps: the

@@ -18,8 +18,9 @@ import os
 import pytest
 from PIL import Image
 
-from comfy_client import (WsListener, build_tiny_checkpoint, of_prompt, read_safetensors,
-                          write_safetensors)
+from comfy_client import (build_tiny_checkpoint, max_level_diff, model_folder, png_bytes,
+                          read_safetensors, run_for_png, sampler_graph, upload_png,
+                          upload_png_file, write_safetensors)
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 INPAINT = os.path.join(REPO, "tests", "data", "inpaint")
@@ -35,65 +36,26 @@ def inpaint_server(server, tmp_path_factory):
     unet9, _ = read_safetensors(os.path.join(INPAINT, "unet9.safetensors"))
     assert tensors[CONV_IN][1][1] == 4 and unet9[CONV_IN][1][1] == 9
     tensors[CONV_IN] = unet9[CONV_IN]
-    dest = os.path.join(server.base_dir, "models", "checkpoints")
-    os.makedirs(dest, exist_ok=True)
-    write_safetensors(os.path.join(dest, CKPT), tensors, meta)
+    write_safetensors(os.path.join(model_folder(server.base_dir, "checkpoints"), CKPT),
+                      tensors, meta)
     return server
-
-
-def upload(server, path, name):
-    with open(path, "rb") as f:
-        r = server.post("/upload/image", files={"image": (name, f.read(), "image/png")},
-                        data={"overwrite": "true"})
-    assert r.status_code == 200, r.text
-    return r.json()["name"]
 
 
 def empty_mask_png(server, width, height, name):
     """An RGBA PNG whose alpha is 255 everywhere: LoadImage's MASK is all zeros."""
-    buf = io.BytesIO()
-    Image.new("RGBA", (width, height), (0, 0, 0, 255)).save(buf, format="PNG")
-    r = server.post("/upload/image", files={"image": (name, buf.getvalue(), "image/png")},
-                    data={"overwrite": "true"})
-    assert r.status_code == 200, r.text
-    return r.json()["name"]
+    return upload_png(server, name, png_bytes(Image.new("RGBA", (width, height), (0, 0, 0, 255))))
 
 
 def graph(latent_nodes, latent_src, pos_src=("6", 0), neg_src=("7", 0), steps=4):
-    p = {
-        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CKPT}},
-        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a red apple", "clip": ["4", 1]}},
-        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["4", 1]}},
-        "3": {"class_type": "KSampler",
-              "inputs": {"seed": 5, "steps": steps, "cfg": 6.0, "sampler_name": "euler",
-                         "scheduler": "normal", "denoise": 1.0, "model": ["4", 0],
-                         "positive": list(pos_src), "negative": list(neg_src),
-                         "latent_image": list(latent_src)}},
-        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
-        "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "inpaint",
-                                                   "images": ["8", 0]}},
-    }
+    p = sampler_graph(CKPT, "a red apple", "blurry", "inpaint", steps=steps, cfg=6.0,
+                      cond=pos_src, uncond=neg_src, latent=latent_src)
     p.update(latent_nodes)
     return p
 
 
-def run_for_image(server, prompt, out="9"):
-    """Queues `prompt`, waits, returns the PIL image SaveImage node `out` wrote."""
-    ws = WsListener(server.host_port)
-    try:
-        r = server.post("/prompt", json={"prompt": prompt, "client_id": ws.client_id})
-        assert r.status_code == 200, r.text
-        pid = r.json()["prompt_id"]
-        messages = of_prompt(ws.wait_done(pid), pid)
-    finally:
-        ws.close()
-    assert not [m for m in messages if m["type"] == "execution_error"], messages
-    executed = {m["data"]["node"]: m["data"] for m in messages if m["type"] == "executed"}
-    image = executed[out]["output"]["images"][0]
-    png = server.get("/view", params={"filename": image["filename"],
-                                      "subfolder": image["subfolder"], "type": "output"})
-    assert png.status_code == 200
-    return Image.open(io.BytesIO(png.content)).convert("RGB")
+def run_for_image(server, prompt):
+    """Queues `prompt`, waits, returns the PIL image SaveImage node "9" wrote."""
+    return Image.open(io.BytesIO(run_for_png(server, prompt))).convert("RGB")
 
 
 def roundtrip(server, image_name):
@@ -107,9 +69,10 @@ def roundtrip(server, image_name):
     })
 
 
-def max_level_diff(a, b):
+def image_level_diff(a, b):
+    """max_level_diff of two PIL images of the same size."""
     assert a.size == b.size
-    return max(abs(x - y) for x, y in zip(a.tobytes(), b.tobytes()))
+    return max_level_diff(a.tobytes(), b.tobytes())
 
 
 def test_vae_encode_for_inpaint_on_an_inpainting_checkpoint(inpaint_server):
@@ -117,7 +80,7 @@ def test_vae_encode_for_inpaint_on_an_inpainting_checkpoint(inpaint_server):
     info = server.get("/object_info/VAEEncodeForInpaint").json()["VAEEncodeForInpaint"]
     assert info["input"]["required"]["grow_mask_by"] == [
         "INT", {"default": 6, "min": 0, "max": 64, "step": 1}]
-    name = upload(server, os.path.join(INPAINT, "vae_inpaint.png"), "inpaint_in.png")
+    name = upload_png_file(server, os.path.join(INPAINT, "vae_inpaint.png"), "inpaint_in.png")
     nodes = {
         "1": {"class_type": "LoadImage", "inputs": {"image": name}},
         "10": {"class_type": "VAEEncodeForInpaint",
@@ -129,12 +92,7 @@ def test_vae_encode_for_inpaint_on_an_inpainting_checkpoint(inpaint_server):
 
     # An empty mask keeps the whole (encoded) image.
     rgb = Image.open(os.path.join(INPAINT, "vae_inpaint.png")).convert("RGB")
-    buf = io.BytesIO()
-    rgb.save(buf, format="PNG")
-    r = server.post("/upload/image", files={"image": ("plain_in.png", buf.getvalue(), "image/png")},
-                    data={"overwrite": "true"})
-    assert r.status_code == 200, r.text
-    plain = r.json()["name"]
+    plain = upload_png(server, "plain_in.png", png_bytes(rgb))
     mask = empty_mask_png(server, 32, 32, "empty_mask.png")
     nodes = {
         "1": {"class_type": "LoadImage", "inputs": {"image": plain}},
@@ -145,7 +103,7 @@ def test_vae_encode_for_inpaint_on_an_inpainting_checkpoint(inpaint_server):
     }
     kept = run_for_image(server, graph(nodes, ("10", 0)))
     # Euler's last step rounds to within an ulp of the input latent: at most one 8-bit level.
-    assert max_level_diff(kept, roundtrip(server, plain)) <= 1
+    assert image_level_diff(kept, roundtrip(server, plain)) <= 1
 
 
 def test_inpaint_model_conditioning_on_an_inpainting_checkpoint(inpaint_server):
@@ -156,8 +114,8 @@ def test_inpaint_model_conditioning_on_an_inpainting_checkpoint(inpaint_server):
     assert info["input"]["required"]["noise_mask"][1]["default"] is True
     assert info["output"] == ["CONDITIONING", "CONDITIONING", "LATENT"]
     assert info["output_name"] == ["positive", "negative", "latent"]
-    image = upload(server, os.path.join(INPAINT, "model_cond.png"), "cond_in.png")
-    mask = upload(server, os.path.join(INPAINT, "model_cond_mask.png"), "cond_mask.png")
+    image = upload_png_file(server, os.path.join(INPAINT, "model_cond.png"), "cond_in.png")
+    mask = upload_png_file(server, os.path.join(INPAINT, "model_cond_mask.png"), "cond_mask.png")
 
     def nodes(mask_name, noise_mask):
         return {
@@ -174,4 +132,4 @@ def test_inpaint_model_conditioning_on_an_inpainting_checkpoint(inpaint_server):
         assert got.size == (32, 48)
     empty = empty_mask_png(server, 8, 12, "empty_cond_mask.png")
     kept = run_for_image(server, graph(nodes(empty, True), ("10", 2), ("10", 0), ("10", 1)))
-    assert max_level_diff(kept, roundtrip(server, image)) <= 1
+    assert image_level_diff(kept, roundtrip(server, image)) <= 1

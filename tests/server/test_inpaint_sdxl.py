@@ -19,17 +19,17 @@ or above it where 255·x is within 1e-4·255 of an integer: at most one level.
 """
 import io
 import os
-import struct
 
 import pytest
 from PIL import Image
 
-from comfy_client import WsListener, of_prompt, read_safetensors, write_safetensors
+from comfy_client import (model_folder, read_safetensors, run_for_png, sampler_graph,
+                          save_image_levels, tensor_values, tiny_vae, upload_png_file,
+                          write_safetensors)
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DATA = os.path.join(REPO, "tests", "data")
 FAMILY = os.path.join(DATA, "pipeline", "families", "sdxl.safetensors")
-VAE = os.path.join(DATA, "models", "sd15_tiny", "clip_vae.safetensors")
 INPAINT_SDXL = os.path.join(DATA, "inpaint_sdxl")
 INPUT_PNG = os.path.join(DATA, "inpaint", "vae_inpaint.png")
 CKPT = "sdxl_inpaint_tiny.safetensors"
@@ -43,21 +43,13 @@ TABLES = {  # token table name, the tensor whose width it has
 }
 
 
-def f32s(entry):
-    dtype, shape, raw = entry
-    assert dtype == "F32", dtype
-    return struct.unpack(f"<{len(raw) // 4}f", raw)
-
-
 def write_checkpoint(path):
     tensors, meta = read_safetensors(FAMILY)
     widened, _ = read_safetensors(os.path.join(INPAINT_SDXL, "conv_in.safetensors"))
     assert tensors[CONV_IN][1] == [8, 4, 3, 3] and widened[CONV_IN][1] == [8, 9, 3, 3]
     tensors[CONV_IN] = widened[CONV_IN]
     rows, _ = read_safetensors(os.path.join(INPAINT_SDXL, "server_tokens.safetensors"))
-    dtype, _, raw = rows["ids"]
-    assert dtype == "I32"
-    ids = struct.unpack(f"<{len(raw) // 4}i", raw)
+    _, ids = tensor_values(rows["ids"], ("I32",))
     for key, (name, width_of) in TABLES.items():
         width = tensors[width_of][1][1]
         assert rows[key][1] == [len(ids), width]
@@ -66,74 +58,34 @@ def write_checkpoint(path):
         for i, token in enumerate(ids):
             table[token * width * 4:(token + 1) * width * 4] = raw[i * width * 4:(i + 1) * width * 4]
         tensors[name] = ("F32", [VOCAB, width], bytes(table))
-    vae, _ = read_safetensors(VAE)
-    tensors.update({k: v for k, v in vae.items() if k.startswith("first_stage_model.")})
+    tensors.update(tiny_vae())
     write_safetensors(path, tensors, meta)
 
 
 @pytest.fixture(scope="module")
 def sdxl_inpaint_server(server):
-    dest = os.path.join(server.base_dir, "models", "checkpoints")
-    os.makedirs(dest, exist_ok=True)
-    write_checkpoint(os.path.join(dest, CKPT))
+    write_checkpoint(os.path.join(model_folder(server.base_dir, "checkpoints"), CKPT))
     return server
-
-
-def upload(server, path, name):
-    with open(path, "rb") as f:
-        r = server.post("/upload/image", files={"image": (name, f.read(), "image/png")},
-                        data={"overwrite": "true"})
-    assert r.status_code == 200, r.text
-    return r.json()["name"]
-
-
-def run_for_png(server, prompt, out="9"):
-    """Queues `prompt`, waits, returns the PNG bytes SaveImage node `out` wrote."""
-    ws = WsListener(server.host_port)
-    try:
-        r = server.post("/prompt", json={"prompt": prompt, "client_id": ws.client_id})
-        assert r.status_code == 200, r.text
-        pid = r.json()["prompt_id"]
-        messages = of_prompt(ws.wait_done(pid), pid)
-    finally:
-        ws.close()
-    assert not [m for m in messages if m["type"] == "execution_error"], messages
-    executed = {m["data"]["node"]: m["data"] for m in messages if m["type"] == "executed"}
-    image = executed[out]["output"]["images"][0]
-    png = server.get("/view", params={"filename": image["filename"],
-                                      "subfolder": image["subfolder"], "type": "output"})
-    assert png.status_code == 200
-    return png.content
 
 
 def test_vae_encode_for_inpaint_on_sdxl_matches_the_golden_image(sdxl_inpaint_server):
     server = sdxl_inpaint_server
-    name = upload(server, INPUT_PNG, "sdxl_inpaint_in.png")
+    name = upload_png_file(server, INPUT_PNG, "sdxl_inpaint_in.png")
     # The generator's vae_inpaint run (RUNS in tools/fixtures/inpaint_sdxl.py).
-    prompt = {
+    prompt = sampler_graph(CKPT, "a red apple on a table", "blurry", "sdxl_inpaint", seed=8,
+                           steps=20, cfg=6.0, latent=("10", 0))
+    prompt.update({
         "1": {"class_type": "LoadImage", "inputs": {"image": name}},
-        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CKPT}},
-        "6": {"class_type": "CLIPTextEncode",
-              "inputs": {"text": "a red apple on a table", "clip": ["4", 1]}},
-        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["4", 1]}},
         "10": {"class_type": "VAEEncodeForInpaint",
                "inputs": {"pixels": ["1", 0], "vae": ["4", 2], "mask": ["1", 1],
                           "grow_mask_by": 6}},
-        "3": {"class_type": "KSampler",
-              "inputs": {"seed": 8, "steps": 20, "cfg": 6.0, "sampler_name": "euler",
-                         "scheduler": "normal", "denoise": 1.0, "model": ["4", 0],
-                         "positive": ["6", 0], "negative": ["7", 0],
-                         "latent_image": ["10", 0]}},
-        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
-        "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "sdxl_inpaint",
-                                                   "images": ["8", 0]}},
-    }
+    })
     got = Image.open(io.BytesIO(run_for_png(server, prompt)))
     assert got.mode == "RGB" and got.size == (32, 32)
     golden, _ = read_safetensors(os.path.join(INPAINT_SDXL, "golden.safetensors"))
-    assert golden["vae_inpaint.image"][1] == [1, 32, 32, 3]
-    # ComfyUI's SaveImage: clip(255·x, 0, 255) cast to uint8 (truncation).
-    want = [int(min(max(255.0 * x, 0.0), 255.0)) for x in f32s(golden["vae_inpaint.image"])]
+    shape, values = tensor_values(golden["vae_inpaint.image"])
+    assert shape == [1, 32, 32, 3]
+    want = save_image_levels(values)
     levels = [abs(a - b) for a, b in zip(got.tobytes(), want)]
     print(f"SDXL vae_inpaint (server): max level diff {max(levels)}, "
           f"{sum(1 for d in levels if d)} of {len(levels)} values differ")

@@ -10,14 +10,12 @@ tensors, and a token table that holds only the rows the two prompts use (the gol
 "tokens.rows"; zeros elsewhere) -- CLIP reads no other row for these prompts, so it
 encodes them exactly as the full torch.randn table does.
 """
-import io
 import os
 import shutil
 import struct
 
-from PIL import Image
-
-from comfy_client import WsListener, of_prompt, read_safetensors, write_safetensors
+from comfy_client import (empty_latent, max_level_diff, open_rgb, read_safetensors, run_for_png,
+                          sampler_graph, save_image_levels, tensor_values, write_safetensors)
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DATA = os.path.join(REPO, "tests", "data")
@@ -30,9 +28,7 @@ TABLE = "cond_stage_model.transformer.text_model.embeddings.token_embedding.weig
 def golden(name):
     """(shape, f32 values) of a tensor of pipe_golden.safetensors."""
     tensors, _ = read_safetensors(os.path.join(LORA, "pipe_golden.safetensors"))
-    dtype, shape, raw = tensors[name]
-    fmt = {"F32": "f", "I64": "q"}[dtype]
-    return shape, struct.unpack(f"<{len(raw) // struct.calcsize(fmt)}{fmt}", raw)
+    return tensor_values(tensors[name], ("F32", "I64"))
 
 
 def install_checkpoint(base_dir):
@@ -64,7 +60,7 @@ def install_checkpoint(base_dir):
 
 def lora_prompt(loras):
     """loras: [(class, name, strength_model, strength_clip or None)], chained from "4"."""
-    p = {"4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CKPT}}}
+    p = {}
     model, clip = ["4", 0], ["4", 1]
     for i, (cls, name, sm, sc) in enumerate(loras):
         nid = str(10 + i)
@@ -74,53 +70,24 @@ def lora_prompt(loras):
             clip = [nid, 1]
         p[nid] = {"class_type": cls, "inputs": inputs}
         model = [nid, 0]
-    p.update({
-        "5": {"class_type": "EmptyLatentImage",
-              "inputs": {"width": 128, "height": 128, "batch_size": 1}},
-        "6": {"class_type": "CLIPTextEncode",
-              "inputs": {"text": "a red cat in the snow", "clip": clip}},
-        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry, ugly", "clip": clip}},
-        "3": {"class_type": "KSampler",
-              "inputs": {"seed": 7, "steps": 4, "cfg": 5.0, "sampler_name": "euler",
-                         "scheduler": "normal", "denoise": 1.0, "model": model,
-                         "positive": ["6", 0], "negative": ["7", 0],
-                         "latent_image": ["5", 0]}},
-        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
-        "9": {"class_type": "SaveImage",
-              "inputs": {"filename_prefix": "lora", "images": ["8", 0]}},
-    })
+    p.update(sampler_graph(CKPT, "a red cat in the snow", "blurry, ugly", "lora", seed=7,
+                           steps=4, cfg=5.0, model=model, clip=clip))
+    p["5"] = empty_latent(128, 128)
     return p
 
 
 def run_png(server, prompt):
-    """RGB bytes of the image SaveImage wrote for `prompt`."""
-    ws = WsListener(server.host_port)
-    try:
-        r = server.post("/prompt", json={"prompt": prompt, "client_id": ws.client_id})
-        assert r.status_code == 200, r.text
-        pid = r.json()["prompt_id"]
-        messages = of_prompt(ws.wait_done(pid, timeout=300), pid)
-    finally:
-        ws.close()
-    assert not [m for m in messages if m["type"] == "execution_error"], messages
-    saved = [m["data"] for m in messages if m["type"] == "executed" and m["data"]["node"] == "9"]
-    image = saved[0]["output"]["images"][0]
-    png = server.get("/view", params={"filename": image["filename"],
-                                      "subfolder": image["subfolder"], "type": "output"})
-    assert png.status_code == 200
-    got = Image.open(io.BytesIO(png.content))
-    assert got.size == (32, 32)
-    return got.convert("RGB").tobytes()
+    """RGB bytes of the image SaveImage "9" wrote for `prompt`."""
+    got, size = open_rgb(run_for_png(server, prompt, timeout=300))
+    assert size == (32, 32)
+    return got
 
 
 def golden_pixels(run):
+    """The 8-bit levels SaveImage writes for a golden run's image (values in [-1, 1])."""
     shape, values = golden(run + ".image")
     assert shape == [1, 32, 32, 3]
-    return bytes(int(min(max((v + 1.0) / 2.0 * 255.0, 0.0), 255.0)) for v in values)
-
-
-def worst(a, b):
-    return max(abs(x - y) for x, y in zip(a, b))
+    return save_image_levels((v + 1.0) / 2.0 for v in values)
 
 
 def test_lora_loader_images_match_goldens(server):
@@ -130,15 +97,15 @@ def test_lora_loader_images_match_goldens(server):
     # f32 differences of ~1e-6 (the C++ golden test) may move a value across a truncation
     # step: 1 level.
     got_stack = run_png(server, lora_prompt(stack))
-    assert worst(got_stack, golden_pixels("stack")) <= 1
+    assert max_level_diff(got_stack, golden_pixels("stack")) <= 1
     got_base = run_png(server, lora_prompt([]))
-    assert worst(got_base, golden_pixels("base")) <= 1
-    assert worst(got_stack, got_base) > 8  # the LoRAs change the picture
+    assert max_level_diff(got_base, golden_pixels("base")) <= 1
+    assert max_level_diff(got_stack, got_base) > 8  # the LoRAs change the picture
     got_model_only = run_png(server, lora_prompt([("LoraLoaderModelOnly", "pipe_a1.safetensors",
                                                    1.0, None)]))
-    assert worst(got_model_only, golden_pixels("model_only")) <= 1
+    assert max_level_diff(got_model_only, golden_pixels("model_only")) <= 1
     got_b = run_png(server, lora_prompt([("LoraLoader", "pipe_b.safetensors", -0.7, 1.0)]))
-    assert worst(got_b, golden_pixels("b_negative")) <= 1
+    assert max_level_diff(got_b, golden_pixels("b_negative")) <= 1
     # The stack again after other sets: the cached base checkpoint was not changed.
     assert run_png(server, lora_prompt(stack)) == got_stack
     assert server.alive(), server.log()

@@ -12,7 +12,7 @@ import pytest
 import websocket
 from PIL import Image
 
-from comfy_prompts import CKPT, default_prompt
+from comfy_prompts import CKPT, default_prompt, write_fake_checkpoint
 
 
 def png_bytes(size=(8, 6), color=(10, 200, 30, 128), mode="RGBA"):
@@ -23,11 +23,7 @@ def png_bytes(size=(8, 6), color=(10, 200, 30, 128), mode="RGBA"):
 
 @pytest.fixture(scope="module", autouse=True)
 def checkpoint(server):
-    # Validation only needs the name in models/checkpoints.
-    path = os.path.join(server.base_dir, "models", "checkpoints", CKPT)
-    with open(path, "wb") as f:
-        f.write(b"not a real model")
-    return path
+    return write_fake_checkpoint(server.base_dir)
 
 
 # --- the server itself -------------------------------------------------------------------
@@ -156,10 +152,7 @@ def test_history_keeps_completion_order_and_max_items_gives_the_newest(start_ser
     # (offset defaulting to -1) is the newest N of it, oldest first (execution.py
     # get_history). These ids sort ("a" < "b" < "c") differently from the order they run in.
     s = start_server()
-    ckpt_dir = os.path.join(s.base_dir, "models", "checkpoints")
-    os.makedirs(ckpt_dir, exist_ok=True)
-    with open(os.path.join(ckpt_dir, CKPT), "wb") as f:
-        f.write(b"not a real model")  # each run ends at once in a load error
+    write_fake_checkpoint(s.base_dir)  # each run ends at once in a load error
     order = ["c0000000-0000-0000-0000-000000000001", "a0000000-0000-0000-0000-000000000002",
              "b0000000-0000-0000-0000-000000000003"]
     for pid in order:

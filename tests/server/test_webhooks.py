@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from comfy_client import WsListener, default_workflow, install_tiny_checkpoint, wait_queue_empty
+from comfy_client import WsListener, default_workflow, wait_queue_empty
 from conftest import Server
 
 
@@ -72,15 +72,6 @@ def free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def base(tmp_path_factory):
-    b = tmp_path_factory.mktemp("webhooks")
-    cache = tmp_path_factory.getbasetemp() / "tiny-ckpt"
-    cache.mkdir(exist_ok=True)
-    install_tiny_checkpoint(b, cache)
-    return b
-
-
 def post_prompt(server, prompt, client_id=None):
     body = {"prompt": prompt}
     if client_id is not None:
@@ -104,13 +95,13 @@ def check_matches_history(server, post, prompt_id, status, client_id, before_ms,
     assert before_ms <= body["completed_at"] <= after_ms
 
 
-def test_one_post_per_prompt_with_its_history_fields_and_status(darkroom_bin, base):
+def test_one_post_per_prompt_with_its_history_fields_and_status(darkroom_bin, tiny_base):
     receiver = Receiver()
     # A file with a checkpoint's name that is not one: validation passes (the name is
     # listed), loading it fails at run time, so the prompt ends with an error.
-    with open(os.path.join(base, "models", "checkpoints", "broken.safetensors"), "wb") as f:
+    with open(os.path.join(tiny_base, "models", "checkpoints", "broken.safetensors"), "wb") as f:
         f.write(b"\x08\x00\x00\x00\x00\x00\x00\x00not json")
-    server = Server(darkroom_bin, base, ["--webhook-url", receiver.url])
+    server = Server(darkroom_bin, tiny_base, ["--webhook-url", receiver.url])
     try:
         # The URL may carry a secret: /system_stats shows the flag, not its value.
         argv = server.get("/system_stats").json()["system"]["argv"]
@@ -148,9 +139,9 @@ def test_one_post_per_prompt_with_its_history_fields_and_status(darkroom_bin, ba
         receiver.stop()
 
 
-def test_a_500_answer_is_retried_with_backoff(darkroom_bin, base):
+def test_a_500_answer_is_retried_with_backoff(darkroom_bin, tiny_base):
     receiver = Receiver(answers=[500, 503])
-    server = Server(darkroom_bin, base,
+    server = Server(darkroom_bin, tiny_base,
                     ["--webhook-url", receiver.url, "--webhook-backoff", "0.3"])
     try:
         pid = post_prompt(server, default_workflow(seed=5, steps=2), "retry")
@@ -168,9 +159,9 @@ def test_a_500_answer_is_retried_with_backoff(darkroom_bin, base):
         receiver.stop()
 
 
-def test_a_4xx_answer_is_final_and_attempts_are_bounded(darkroom_bin, base):
+def test_a_4xx_answer_is_final_and_attempts_are_bounded(darkroom_bin, tiny_base):
     receiver = Receiver(answers=[400, 500, 500, 500])
-    server = Server(darkroom_bin, base, ["--webhook-url", receiver.url, "--webhook-backoff",
+    server = Server(darkroom_bin, tiny_base, ["--webhook-url", receiver.url, "--webhook-backoff",
                                          "0.1", "--webhook-attempts", "3"])
     try:
         refused = post_prompt(server, default_workflow(seed=6, steps=1), "bounded")
@@ -188,10 +179,10 @@ def test_a_4xx_answer_is_final_and_attempts_are_bounded(darkroom_bin, base):
         receiver.stop()
 
 
-def test_delivery_waits_for_a_receiver_that_is_down(darkroom_bin, base):
+def test_delivery_waits_for_a_receiver_that_is_down(darkroom_bin, tiny_base):
     port = free_port()
     url = f"http://127.0.0.1:{port}/hook?from=darkroom"
-    server = Server(darkroom_bin, base, ["--webhook-url", url, "--webhook-backoff", "0.2"])
+    server = Server(darkroom_bin, tiny_base, ["--webhook-url", url, "--webhook-backoff", "0.2"])
     receiver = None
     try:
         pid = post_prompt(server, default_workflow(seed=8, steps=2), "late")
@@ -211,11 +202,11 @@ def test_delivery_waits_for_a_receiver_that_is_down(darkroom_bin, base):
             receiver.stop()
 
 
-def test_an_undelivered_webhook_survives_kill_9_and_is_delivered_once(darkroom_bin, base):
+def test_an_undelivered_webhook_survives_kill_9_and_is_delivered_once(darkroom_bin, tiny_base):
     port = free_port()
     url = f"http://127.0.0.1:{port}/hook?from=darkroom"
     args = ["--webhook-url", url, "--webhook-backoff", "0.3"]
-    first = Server(darkroom_bin, base, args)
+    first = Server(darkroom_bin, tiny_base, args)
     pid = post_prompt(first, default_workflow(seed=9, steps=2), "durable")
     wait_queue_empty(first)
     end = time.time() + 30
@@ -223,12 +214,10 @@ def test_an_undelivered_webhook_survives_kill_9_and_is_delivered_once(darkroom_b
         assert time.time() < end, first.log()
         time.sleep(0.1)
     entry = first.get(f"/history/{pid}").json()[pid]
-    first.proc.kill()  # SIGKILL: nothing of the shutdown path runs
-    first.proc.wait()
-    first._log.close()
+    first.kill()  # SIGKILL: nothing of the shutdown path runs
 
     receiver = Receiver(port=port)
-    second = Server(darkroom_bin, base, args)
+    second = Server(darkroom_bin, tiny_base, args)
     try:
         posts = receiver.wait_posts(1, timeout=30)
         time.sleep(1.5)
@@ -239,7 +228,7 @@ def test_an_undelivered_webhook_survives_kill_9_and_is_delivered_once(darkroom_b
         assert "1 delivery(ies) left from the last run" in second.log()
         # Delivered entries leave the outbox: a third start sends nothing again.
         second.stop()
-        third = Server(darkroom_bin, base, args)
+        third = Server(darkroom_bin, tiny_base, args)
         time.sleep(1.5)
         third.stop()
         assert len(receiver.posts) == 1, receiver.posts
