@@ -125,19 +125,8 @@ class ControlNetNodes : public ::testing::Test {
           {"inputs", {{"control_net_name", "tiny_cn.safetensors"}}}}},
         {"11", {{"class_type", "LoadImage"}, {"inputs", {{"image", "hint_a.png"}}}}},
         {"12", {{"class_type", "LoadImage"}, {"inputs", {{"image", "hint_b.png"}}}}},
-        {"3",
-         {{"class_type", "KSampler"},
-          {"inputs",
-           {{"seed", 31},
-            {"steps", 12},
-            {"cfg", 6.0},
-            {"sampler_name", "euler"},
-            {"scheduler", "normal"},
-            {"denoise", 1.0},
-            {"model", link("4", 0)},
-            {"positive", std::move(positive)},
-            {"negative", std::move(negative)},
-            {"latent_image", link("5", 0)}}}}},
+        {"3", test::ksampler_node({31, 12, 6.0, "euler", "normal", 1.0}, link("4", 0),
+                                  std::move(positive), std::move(negative), link("5", 0))},
         {"99", {{"class_type", "DarkroomTestCapture"}, {"inputs", {{"latent", link("3", 0)}}}}}};
   }
 

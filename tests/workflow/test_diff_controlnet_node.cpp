@@ -88,19 +88,9 @@ class DiffControlNetNodes : public ::testing::Test {
           {"inputs", {{"text", "a snowy mountain"}, {"clip", link("4", 1)}}}}},
         {"7",
          {{"class_type", "CLIPTextEncode"}, {"inputs", {{"text", ""}, {"clip", link("4", 1)}}}}},
-        {"3",
-         {{"class_type", "KSampler"},
-          {"inputs",
-           {{"seed", 5},
-            {"steps", 4},
-            {"cfg", 5.0},
-            {"sampler_name", "euler"},
-            {"scheduler", "normal"},
-            {"denoise", 1.0},
-            {"model", link("4", 0)},
-            {"positive", control ? link("20", 0) : link("6", 0)},
-            {"negative", control ? link("20", 1) : link("7", 0)},
-            {"latent_image", link("5", 0)}}}}},
+        {"3", test::ksampler_node({5, 4, 5.0, "euler", "normal", 1.0}, link("4", 0),
+                                  control ? link("20", 0) : link("6", 0),
+                                  control ? link("20", 1) : link("7", 0), link("5", 0))},
         {"99", {{"class_type", "DarkroomTestCapture"}, {"inputs", {{"latent", link("3", 0)}}}}}};
     if (!control) return g;
     json inputs = {{"control_net_name", file}};

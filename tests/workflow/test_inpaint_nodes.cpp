@@ -79,19 +79,8 @@ class WorkflowInpaint : public ::testing::Test {
         {"7",
          {{"class_type", "CLIPTextEncode"},
           {"inputs", {{"text", negative}, {"clip", link("4", 1)}}}}},
-        {"3",
-         {{"class_type", "KSampler"},
-          {"inputs",
-           {{"seed", seed},
-            {"steps", 20},
-            {"cfg", cfg},
-            {"sampler_name", "euler"},
-            {"scheduler", "normal"},
-            {"denoise", denoise},
-            {"model", link("4", 0)},
-            {"positive", std::move(pos_src)},
-            {"negative", std::move(neg_src)},
-            {"latent_image", std::move(latent_src)}}}}},
+        {"3", test::ksampler_node({seed, 20, cfg, "euler", "normal", denoise}, link("4", 0),
+                                  std::move(pos_src), std::move(neg_src), std::move(latent_src))},
         {"99", {{"class_type", "DarkroomTestCapture"}, {"inputs", {{"latent", link("3", 0)}}}}}};
   }
 

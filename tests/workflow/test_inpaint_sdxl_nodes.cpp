@@ -133,26 +133,16 @@ class WorkflowInpaintSdxl : public ::testing::Test {
   static json sampling_graph(uint64_t seed, double cfg, json latent_src, json pos_src, json neg_src,
                              double denoise = 1.0,
                              json loader = checkpoint("sdxl_inpaint9.safetensors")) {
-    return json{{"4", std::move(loader)},
-                {"3",
-                 {{"class_type", "KSampler"},
-                  {"inputs",
-                   {{"seed", seed},
-                    {"steps", 20},
-                    {"cfg", cfg},
-                    {"sampler_name", "euler"},
-                    {"scheduler", "normal"},
-                    {"denoise", denoise},
-                    {"model", link("4", 0)},
-                    {"positive", std::move(pos_src)},
-                    {"negative", std::move(neg_src)},
-                    {"latent_image", std::move(latent_src)}}}}},
-                {"8",
-                 {{"class_type", "VAEDecode"},
-                  {"inputs", {{"samples", link("3", 0)}, {"vae", link("4", 2)}}}}},
-                {"99",
-                 {{"class_type", "DarkroomTestCapture"},
-                  {"inputs", {{"latent", link("3", 0)}, {"image", link("8", 0)}}}}}};
+    return json{
+        {"4", std::move(loader)},
+        {"3", test::ksampler_node({seed, 20, cfg, "euler", "normal", denoise}, link("4", 0),
+                                  std::move(pos_src), std::move(neg_src), std::move(latent_src))},
+        {"8",
+         {{"class_type", "VAEDecode"},
+          {"inputs", {{"samples", link("3", 0)}, {"vae", link("4", 2)}}}}},
+        {"99",
+         {{"class_type", "DarkroomTestCapture"},
+          {"inputs", {{"latent", link("3", 0)}, {"image", link("8", 0)}}}}}};
   }
 
   static json checkpoint(const std::string& file) {

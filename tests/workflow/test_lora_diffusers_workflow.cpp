@@ -96,28 +96,11 @@ json graph(const json& loader, bool lora) {
         {"inputs", {{"width", 128}, {"height", 128}, {"batch_size", 1}}}}},
       {"6", encode("a photo of a (red:1.3) cat", clip)},
       {"7", encode("blurry", clip)},
-      {"3",
-       {{"class_type", "KSampler"},
-        {"inputs",
-         {{"seed", 42},
-          {"steps", 4},
-          {"cfg", 5.0},
-          {"sampler_name", "euler"},
-          {"scheduler", "normal"},
-          {"denoise", 1.0},
-          {"model", model},
-          {"positive", link("6", 0)},
-          {"negative", link("7", 0)},
-          {"latent_image", link("5", 0)}}}}},
+      {"3", test::ksampler_node({.seed = 42, .steps = 4, .cfg = 5.0}, model, link("6", 0),
+                                link("7", 0), link("5", 0))},
       {"99", {{"class_type", "DarkroomTestCapture"}, {"inputs", {{"latent", link("3", 0)}}}}}};
   if (lora)
-    g["10"] = {{"class_type", "LoraLoader"},
-               {"inputs",
-                {{"model", link("4", 0)},
-                 {"clip", link("4", 1)},
-                 {"lora_name", "mixed.safetensors"},
-                 {"strength_model", 0.8},
-                 {"strength_clip", 1.2}}}};
+    g["10"] = test::lora_loader_node(link("4", 0), link("4", 1), "mixed.safetensors", 0.8, 1.2);
   return g;
 }
 

@@ -142,18 +142,8 @@ json lora_prompt(const std::vector<Lora>& loras, const Sample& s = {}) {
             {"inputs", {{"width", s.size}, {"height", s.size}, {"batch_size", s.batch}}}};
   p["6"] = {{"class_type", "CLIPTextEncode"}, {"inputs", {{"text", s.positive}, {"clip", clip}}}};
   p["7"] = {{"class_type", "CLIPTextEncode"}, {"inputs", {{"text", s.negative}, {"clip", clip}}}};
-  p["3"] = {{"class_type", "KSampler"},
-            {"inputs",
-             {{"seed", s.seed},
-              {"steps", s.steps},
-              {"cfg", s.cfg},
-              {"sampler_name", "euler"},
-              {"scheduler", "normal"},
-              {"denoise", 1.0},
-              {"model", model},
-              {"positive", link("6", 0)},
-              {"negative", link("7", 0)},
-              {"latent_image", link("5", 0)}}}};
+  p["3"] = test::ksampler_node({s.seed, s.steps, s.cfg, "euler", "normal", 1.0}, model,
+                               link("6", 0), link("7", 0), link("5", 0));
   p["8"] = {{"class_type", "VAEDecode"},
             {"inputs", {{"samples", link("3", 0)}, {"vae", link("4", 2)}}}};
   p["99"] = {{"class_type", "DarkroomTestCapture"},

@@ -81,19 +81,8 @@ json graph(bool lora) {
               {"inputs", {{"width", 128}, {"height", 128}, {"batch_size", 1}}}}},
             {"6", refiner_encode("a castle on a (misty:1.2) hill", 7.0, 1024, 768, clip)},
             {"7", refiner_encode("low quality, blurry", 2.0, 512, 640, clip)},
-            {"3",
-             {{"class_type", "KSampler"},
-              {"inputs",
-               {{"seed", 29},
-                {"steps", 6},
-                {"cfg", 4.5},
-                {"sampler_name", "euler"},
-                {"scheduler", "normal"},
-                {"denoise", 1.0},
-                {"model", model},
-                {"positive", link("6", 0)},
-                {"negative", link("7", 0)},
-                {"latent_image", link("5", 0)}}}}},
+            {"3", test::ksampler_node({.seed = 29, .steps = 6, .cfg = 4.5}, model, link("6", 0),
+                                      link("7", 0), link("5", 0))},
             {"8",
              {{"class_type", "VAEDecode"},
               {"inputs", {{"samples", link("3", 0)}, {"vae", link("4", 2)}}}}},
@@ -101,13 +90,8 @@ json graph(bool lora) {
              {{"class_type", "DarkroomTestCapture"},
               {"inputs", {{"latent", link("3", 0)}, {"image", link("8", 0)}}}}}};
   if (lora)
-    g["10"] = {{"class_type", "LoraLoader"},
-               {"inputs",
-                {{"model", link("4", 0)},
-                 {"clip", link("4", 1)},
-                 {"lora_name", "refiner_wf.safetensors"},
-                 {"strength_model", 0.85},
-                 {"strength_clip", 1.4}}}};
+    g["10"] =
+        test::lora_loader_node(link("4", 0), link("4", 1), "refiner_wf.safetensors", 0.85, 1.4);
   return g;
 }
 

@@ -128,22 +128,50 @@ inline json link(const std::string& id, int slot) {
   return json::array({id, slot});
 }
 
+// What a KSampler node is given besides its links.
+struct SamplerParams {
+  uint64_t seed = 42;
+  int steps = 2;
+  double cfg = 5.0;
+  std::string sampler = "euler";
+  std::string scheduler = "normal";
+  double denoise = 1.0;
+};
+
+// A KSampler node in API format (ComfyUI's input names).
+inline json ksampler_node(const SamplerParams& p, json model, json positive, json negative,
+                          json latent_image) {
+  return {{"class_type", "KSampler"},
+          {"inputs",
+           {{"seed", p.seed},
+            {"steps", p.steps},
+            {"cfg", p.cfg},
+            {"sampler_name", p.sampler},
+            {"scheduler", p.scheduler},
+            {"denoise", p.denoise},
+            {"model", std::move(model)},
+            {"positive", std::move(positive)},
+            {"negative", std::move(negative)},
+            {"latent_image", std::move(latent_image)}}}};
+}
+
+// A LoraLoader node in API format.
+inline json lora_loader_node(json model, json clip, const std::string& lora_name,
+                             double strength_model, double strength_clip) {
+  return {{"class_type", "LoraLoader"},
+          {"inputs",
+           {{"model", std::move(model)},
+            {"clip", std::move(clip)},
+            {"lora_name", lora_name},
+            {"strength_model", strength_model},
+            {"strength_clip", strength_clip}}}};
+}
+
 // ComfyUI's default graph in API format (the ids of its default workflow).
 inline json default_prompt(const DefaultParams& p = {}) {
   return json{
-      {"3",
-       {{"class_type", "KSampler"},
-        {"inputs",
-         {{"seed", p.seed},
-          {"steps", p.steps},
-          {"cfg", p.cfg},
-          {"sampler_name", p.sampler},
-          {"scheduler", p.scheduler},
-          {"denoise", p.denoise},
-          {"model", link("4", 0)},
-          {"positive", link("6", 0)},
-          {"negative", link("7", 0)},
-          {"latent_image", link("5", 0)}}}}},
+      {"3", ksampler_node({p.seed, p.steps, p.cfg, p.sampler, p.scheduler, p.denoise}, link("4", 0),
+                          link("6", 0), link("7", 0), link("5", 0))},
       {"4", {{"class_type", "CheckpointLoaderSimple"}, {"inputs", {{"ckpt_name", p.ckpt}}}}},
       {"5",
        {{"class_type", "EmptyLatentImage"},
