@@ -108,26 +108,6 @@ inline void write_tiny_checkpoint(const std::string& path) {
                      {"darkroom.clip.heads", "2"}});
 }
 
-struct DefaultParams {
-  std::string ckpt = "tiny.safetensors";
-  std::string positive = "a (red:1.3) cat on a [mat]";
-  std::string negative = "blurry, low quality";
-  uint64_t seed = 42;
-  int steps = 2;
-  double cfg = 5.0;
-  std::string sampler = "euler";
-  std::string scheduler = "normal";
-  double denoise = 1.0;
-  int width = 128;  // EmptyLatentImage pixels: the latent is width / 8
-  int height = 128;
-  int batch = 1;
-};
-
-// A link input: [node_id, slot].
-inline json link(const std::string& id, int slot) {
-  return json::array({id, slot});
-}
-
 // What a KSampler node is given besides its links.
 struct SamplerParams {
   uint64_t seed = 42;
@@ -137,6 +117,21 @@ struct SamplerParams {
   std::string scheduler = "normal";
   double denoise = 1.0;
 };
+
+// The default graph's settings: its KSampler's, and the rest.
+struct DefaultParams : SamplerParams {
+  std::string ckpt = "tiny.safetensors";
+  std::string positive = "a (red:1.3) cat on a [mat]";
+  std::string negative = "blurry, low quality";
+  int width = 128;  // EmptyLatentImage pixels: the latent is width / 8
+  int height = 128;
+  int batch = 1;
+};
+
+// A link input: [node_id, slot].
+inline json link(const std::string& id, int slot) {
+  return json::array({id, slot});
+}
 
 // A KSampler node in API format (ComfyUI's input names).
 inline json ksampler_node(const SamplerParams& p, json model, json positive, json negative,
@@ -170,8 +165,7 @@ inline json lora_loader_node(json model, json clip, const std::string& lora_name
 // ComfyUI's default graph in API format (the ids of its default workflow).
 inline json default_prompt(const DefaultParams& p = {}) {
   return json{
-      {"3", ksampler_node({p.seed, p.steps, p.cfg, p.sampler, p.scheduler, p.denoise}, link("4", 0),
-                          link("6", 0), link("7", 0), link("5", 0))},
+      {"3", ksampler_node(p, link("4", 0), link("6", 0), link("7", 0), link("5", 0))},
       {"4", {{"class_type", "CheckpointLoaderSimple"}, {"inputs", {{"ckpt_name", p.ckpt}}}}},
       {"5",
        {{"class_type", "EmptyLatentImage"},
