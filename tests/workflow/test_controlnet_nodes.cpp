@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "capture_node.h"
+#include "golden_checkpoint.h"
 #include "io/safetensors.h"
 #include "io/safetensors_writer.h"
 #include "pipeline/control.h"
@@ -45,7 +46,6 @@ using test::captured;
 using test::link;
 
 constexpr double kTolerance = 1e-3;
-constexpr uint64_t kTokenTableSeed = 20240611;  // pipeline_golden.py TOKEN_TABLE_SEED
 
 std::string data(const std::string& file) {
   return std::string(DARKROOM_TEST_DATA) + "/" + file;
@@ -59,28 +59,7 @@ const SafetensorsFile& golden() {
 
 using darkroom::test::max_abs_diff;
 
-// pipeline_golden.py's models as one ldm-layout checkpoint: the tiny UNet and VAE, the
-// 32-wide CLIP of clip32.safetensors and its token table torch.randn([49408, 32]).
-void write_golden_checkpoint(const std::string& path) {
-  std::vector<std::pair<std::string, Tensor>> tensors;
-  auto add = [&](const std::string& file, const std::string& prefix) {
-    const SafetensorsFile f = SafetensorsFile::open(data(file));
-    for (const TensorInfo& t : f.tensors())
-      if (t.name.rfind(prefix, 0) == 0) tensors.emplace_back(t.name, f.tensor(t.name));
-  };
-  add("models/sd15_tiny/unet.safetensors", "model.diffusion_model.");
-  add("models/sd15_tiny/clip_vae.safetensors", "first_stage_model.");
-  add("pipeline/clip32.safetensors", "cond_stage_model.transformer.text_model.");
-  sampling::TorchGenerator gen(kTokenTableSeed);
-  tensors.emplace_back("cond_stage_model.transformer.text_model.embeddings.token_embedding.weight",
-                       gen.randn({test::kClipVocab, 32}));
-  write_safetensors(path, tensors,
-                    {{"darkroom.family", "sd15"},
-                     {"darkroom.unet.groups", "4"},
-                     {"darkroom.unet.num_heads", "4"},
-                     {"darkroom.vae.groups", "8"},
-                     {"darkroom.clip.heads", "2"}});
-}
+using test::write_golden_checkpoint;
 
 class ControlNetNodes : public ::testing::Test {
  protected:

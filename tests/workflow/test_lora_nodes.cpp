@@ -30,6 +30,7 @@
 
 #include "backend/ops.h"
 #include "capture_node.h"
+#include "golden_checkpoint.h"
 #include "io/safetensors.h"
 #include "io/safetensors_writer.h"
 #include "pipeline/family_fixtures.h"
@@ -50,9 +51,6 @@ using test::link;
 namespace fs = std::filesystem;
 
 constexpr double kTol = 1e-3;
-constexpr int64_t kVocab = 49408;
-constexpr int64_t kClipWidth = 32;
-constexpr uint64_t kTokenTableSeed = 20240611;  // pipeline_golden.py TOKEN_TABLE_SEED
 
 std::string data(const std::string& file) {
   return std::string(DARKROOM_TEST_DATA) + "/" + file;
@@ -77,28 +75,7 @@ Tensor as_image(const Tensor& t) {
 
 using darkroom::test::max_abs_diff;
 
-// pipeline_golden's model as one ldm-layout checkpoint: UNet, VAE, clip32 and its
-// token table redrawn with darkroom's torch.randn reproduction.
-void write_golden_checkpoint(const std::string& path) {
-  std::vector<std::pair<std::string, Tensor>> tensors;
-  auto add = [&](const std::string& file, const std::string& prefix) {
-    const SafetensorsFile f = SafetensorsFile::open(data(file));
-    for (const TensorInfo& t : f.tensors())
-      if (t.name.rfind(prefix, 0) == 0) tensors.emplace_back(t.name, f.tensor(t.name));
-  };
-  add("models/sd15_tiny/unet.safetensors", "model.diffusion_model.");
-  add("models/sd15_tiny/clip_vae.safetensors", "first_stage_model.");
-  add("pipeline/clip32.safetensors", "cond_stage_model.transformer.");
-  sampling::TorchGenerator gen(kTokenTableSeed);
-  tensors.emplace_back("cond_stage_model.transformer.text_model.embeddings.token_embedding.weight",
-                       gen.randn({kVocab, kClipWidth}));
-  write_safetensors(path, tensors,
-                    {{"darkroom.family", "sd15"},
-                     {"darkroom.unet.groups", "4"},
-                     {"darkroom.unet.num_heads", "4"},
-                     {"darkroom.vae.groups", "8"},
-                     {"darkroom.clip.heads", "2"}});
-}
+using test::write_golden_checkpoint;
 
 // One LoRA node of a chain: LoraLoader (clip strength given) or LoraLoaderModelOnly.
 struct Lora {
