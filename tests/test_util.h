@@ -132,6 +132,17 @@ inline std::vector<float> nchw_to_nhwc(const std::vector<float>& v, const Shape&
   return nchw_values_to_nhwc(v, nchw[0], nchw[1], nchw[2], nchw[3]);
 }
 
+// A diffusers tensor [N, C, H, W] as darkroom's [N, H, W, C], f32.
+inline Tensor nhwc(const Tensor& nchw) {
+  const Shape& s = nchw.shape();
+  return Tensor::from_floats(nchw_to_nhwc(nchw.to_floats(), s), {s[0], s[2], s[3], s[1]});
+}
+
+// `t`'s values as an f32 tensor of its shape.
+inline Tensor f32(const Tensor& t) {
+  return Tensor::from_floats(t.to_floats(), t.shape());
+}
+
 // Largest and root-mean-square absolute difference of got from ref (NaN counts as ∞).
 struct ErrorStats {
   double max_abs = 0, rms = 0;

@@ -96,15 +96,8 @@ void expect_bf16_like_torch(const std::vector<float>& ours, const std::vector<fl
       << what << ": rms error " << e_ours.rms << ", torch's bf16 " << e_torch.rms;
 }
 
-// [N, C, H, W] reference → [N, H, W, C] f32 on the CPU (darkroom's layout).
-Tensor nhwc(const Tensor& nchw) {
-  const Shape& s = nchw.shape();
-  return Tensor::from_floats(nchw_to_nhwc(nchw.to_floats(), s), {s[0], s[2], s[3], s[1]});
-}
-
-Tensor f32(const Tensor& t) {
-  return Tensor::from_floats(t.to_floats(), t.shape());
-}
+using test::f32;
+using test::nhwc;
 
 // ---- ControlNet ------------------------------------------------------------------------
 

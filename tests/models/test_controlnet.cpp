@@ -46,14 +46,8 @@ std::string data(const std::string& file) {
   return std::string(DARKROOM_TEST_DATA) + "/controlnet/" + file;
 }
 
-Tensor nhwc(const Tensor& nchw) {
-  const Shape& s = nchw.shape();
-  return Tensor::from_floats(nchw_to_nhwc(nchw.to_floats(), s), {s[0], s[2], s[3], s[1]});
-}
-
-Tensor f32(const Tensor& t) {
-  return Tensor::from_floats(t.to_floats(), t.shape());
-}
+using test::f32;
+using test::nhwc;
 
 // The inputs and diffusers' outputs of one fixture (NHWC where darkroom is).
 struct Reference {

@@ -50,10 +50,7 @@ std::string data(const std::string& file) {
   return std::string(DARKROOM_TEST_DATA) + "/controlnet_sd2/" + file;
 }
 
-Tensor nhwc(const Tensor& nchw) {
-  const Shape& s = nchw.shape();
-  return Tensor::from_floats(nchw_to_nhwc(nchw.to_floats(), s), {s[0], s[2], s[3], s[1]});
-}
+using test::nhwc;
 
 struct Reference {
   Tensor x, hint, t, context;
